@@ -1,0 +1,50 @@
+# smartbackup: see README.md. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BIN := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_TIMEOUT ?= 80m
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build webhook, initrestore and cronbackup into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/ ./webhook ./initrestore ./cronbackup
+
+.PHONY: tools
+tools: ## Install the test servers (PostgreSQL 12/15, GCS and S3 emulators, etcd, kube-apiserver, kube-controller-manager)
+	hack/test-deps.sh
+
+.PHONY: test
+test: tools ## Run every test against real servers (installs them first)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: test-short
+test-short: ## Run the tests that need no server
+	$(GO) test -count=1 -short ./...
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$pkg; \
+	  done; \
+	done
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck (pinned), shellcheck, go mod tidy check
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	shellcheck $$(git ls-files 'hack/*.sh' 'hack/**/*.sh' '.ci/run' 'hack/backup-status' 'hack/force-restore')
+	$(GO) mod tidy -diff
+
+.PHONY: clean
+clean: ## Remove build output (keeps the cached test servers in .cache/)
+	rm -rf $(BIN)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the test servers from source through the Go module proxy and caches them in an
+# ignored folder, rebuilding only when a tools module's go.mod/go.sum changes.
+#
+#   hack/tools/build.sh [gcs|minio|kube|all]
+#
+# Binaries land in ${SMARTBACKUP_TOOLS:-<repo>/.cache/tools}/bin:
+#   fake-gcs-server, minio, etcd, kube-apiserver, kube-controller-manager
+# (the last three form the KUBEBUILDER_ASSETS folder for controller-runtime's envtest).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${SMARTBACKUP_TOOLS:-$root/.cache/tools}
+mkdir -p "$out/bin" "$out/stamps"
+
+# build NAME MODULE_DIR TARGET:OUTPUT...
+build() {
+	local name=$1 dir=$2
+	shift 2
+	local stamp="$out/stamps/$name" want
+	# The cache key: the module's pinned versions and the recipe below (bump it when the
+	# build command changes).
+	want=$( (echo "recipe 1"; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
+	local missing=0 pair
+	for pair in "$@"; do
+		[ -x "$out/bin/${pair#*:}" ] || missing=1
+	done
+	if [ "$missing" = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+		echo "tools: $name is cached in $out/bin"
+		return
+	fi
+	local start=$SECONDS
+	echo "tools: building $name (first build is slow; it is cached afterwards)"
+	for pair in "$@"; do
+		(cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/bin/${pair#*:}" "${pair%%:*}")
+	done
+	echo "$want" >"$stamp"
+	echo "tools: built $name in $((SECONDS - start))s"
+}
+
+what=${1:-all}
+case "$what" in
+gcs | all) build gcs "$here/gcs" github.com/fsouza/fake-gcs-server:fake-gcs-server ;;&
+minio | all) build minio "$here/minio" github.com/minio/minio:minio ;;&
+kube | all)
+	build kube "$here/kube" \
+		./etcd:etcd \
+		k8s.io/kubernetes/cmd/kube-apiserver:kube-apiserver \
+		k8s.io/kubernetes/cmd/kube-controller-manager:kube-controller-manager
+	;;
+gcs | minio) ;;
+*)
+	echo "usage: $0 [gcs|minio|kube|all]" >&2
+	exit 2
+	;;
+esac

