@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -208,4 +209,38 @@ func reachableBin(bin string, cred *syscall.Credential) (string, error) {
 		return "", fmt.Errorf("the postgres user cannot run %s", filepath.Join(dst, "bin", "postgres"))
 	}
 	return filepath.Join(dst, "bin"), nil
+}
+
+// CreateDatabase creates an empty database in encoding (TEMPLATE template0, locale C)
+// and drops it when the test ends.
+func (p *Postgres) CreateDatabase(tb testing.TB, name, encoding string) {
+	tb.Helper()
+	p.Exec(tb, "postgres", fmt.Sprintf("CREATE DATABASE %s ENCODING %s TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'",
+		pgx.Identifier{name}.Sanitize(), quoteLiteral(encoding)))
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if conn, err := pgx.Connect(ctx, p.URL("postgres")); err == nil {
+			// PostgreSQL 12 has no DROP DATABASE … WITH (FORCE).
+			_, _ = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize())
+			_ = conn.Close(ctx)
+		}
+	})
+}
+
+// CreateRole creates a login role with a password (dropped with DROP OWNED at cleanup).
+func (p *Postgres) CreateRole(tb testing.TB, name, password string) {
+	tb.Helper()
+	p.Exec(tb, "postgres", fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD %s", pgx.Identifier{name}.Sanitize(), quoteLiteral(password)))
+}
+
+// Env is the PG* environment for client tools connecting as superuser to db.
+func (p *Postgres) Env(db string) []string {
+	return append(os.Environ(), "PGHOST="+p.Host, "PGPORT="+strconv.Itoa(p.Port), "PGUSER="+p.User,
+		"PGPASSWORD="+p.Password, "PGDATABASE="+db)
+}
+
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

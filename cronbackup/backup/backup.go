@@ -1,0 +1,335 @@
+// Package backup is `cronbackup backup`: the 21:00 dump of one database to the backup
+// store. It reads as the operations page does, plus the checks the page lacks:
+//
+//  1. connect (bounded wait) and read the server's version and encoding;
+//  2. choose a pg_dump whose major is at least the server's;
+//  3. dump with the page's flags through a gzip layer straight into the store, hashing
+//     and counting on the way, under an immutable timestamped name;
+//  4. verify the archive (custom format, a non-empty table of contents, the right
+//     database) before the upload is allowed to complete;
+//  5. write the manifest;
+//  6. only then promote the object to database_latest.dump.gz (server-side copy);
+//  7. apply retention, never touching the newest backup.
+//
+// Any failure before 6 leaves database_latest.dump.gz as it was and deletes nothing.
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/klauspost/pgzip"
+
+	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/layout"
+	"github.com/smartbackup/smartbackup/internal/pg"
+	"github.com/smartbackup/smartbackup/internal/progress"
+	"github.com/smartbackup/smartbackup/internal/storage"
+)
+
+// Exit codes of cronbackup (documented in the README).
+const (
+	ExitConfig          = 2
+	ExitDatabase        = 3
+	ExitDump            = 4
+	ExitStorage         = 5
+	ExitVerify          = 6
+	ExitRetention       = 7
+	ExitUnexpected      = 1
+	contentTypeDump     = "application/gzip"
+	contentTypeManifest = "application/json"
+)
+
+// Result is what a successful run produced.
+type Result struct {
+	Manifest layout.Manifest
+	Pruned   []string
+	Duration time.Duration
+}
+
+// Run performs one backup.
+func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
+	start := time.Now()
+	store, err := storage.Open(ctx, cfg.StorageURL)
+	if err != nil {
+		return Result{}, exitcode.Wrap(ExitConfig, err)
+	}
+	defer store.Close()
+	r := &run{cfg: cfg, log: log, store: store}
+
+	server, err := r.inspectServer(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	client, err := pg.FindClient(cfg.ClientRoot, "pg_dump", server.major)
+	if err != nil {
+		return Result{}, exitcode.Wrap(ExitDump, err)
+	}
+	log.Info("dump starting", "database", cfg.Database, "server", server.version, "pgDump", client.Path,
+		"store", store.String(), "namespace", cfg.Namespace)
+
+	m, err := r.dump(ctx, client, server)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := r.writeManifest(ctx, layout.ManifestKey(m.Object), m); err != nil {
+		return Result{}, err
+	}
+	if err := r.promote(ctx, m); err != nil {
+		return Result{}, err
+	}
+	pruned, err := r.prune(ctx, m)
+	res := Result{Manifest: m, Pruned: pruned, Duration: time.Since(start)}
+	if err != nil {
+		return res, exitcode.Wrap(ExitRetention, err)
+	}
+	return res, nil
+}
+
+type run struct {
+	cfg   Config
+	log   logr.Logger
+	store storage.Store
+}
+
+type serverInfo struct {
+	major    int
+	version  string
+	encoding string
+}
+
+// inspectServer connects once to learn what pg_dump must match.
+func (r *run) inspectServer(ctx context.Context) (serverInfo, error) {
+	conn, err := pg.WaitConnect(ctx, r.log, r.cfg.conn(), r.cfg.WaitTimeout)
+	if err != nil {
+		return serverInfo{}, exitcode.Wrap(ExitDatabase, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	major, version, err := pg.ServerMajor(ctx, conn)
+	if err != nil {
+		return serverInfo{}, exitcode.Wrap(ExitDatabase, err)
+	}
+	var enc string
+	if err := conn.QueryRow(ctx, "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()").Scan(&enc); err != nil {
+		return serverInfo{}, exitcode.Wrap(ExitDatabase, fmt.Errorf("reading the database encoding: %w", err))
+	}
+	if !strings.EqualFold(enc, r.cfg.Codepage) {
+		r.log.Info("database encoding differs from DATABASE_CODEPAGE; dumping in DATABASE_CODEPAGE as the page does",
+			"databaseEncoding", enc, "codepage", r.cfg.Codepage)
+	}
+	return serverInfo{major: major, version: version, encoding: enc}, nil
+}
+
+// DumpArgs are pg_dump's arguments: the operations page's flags. The connection comes
+// from the environment (PGHOST, PGDATABASE…, PGPASSWORD), never from an argument.
+func DumpArgs(compression int, codepage string) []string {
+	return []string{"-Fc", fmt.Sprintf("-Z%d", compression), "--no-owner", "--no-acl", "--verbose", "--encoding", codepage}
+}
+
+// dump streams pg_dump | gzip into the store under a new immutable key and returns the
+// manifest of what was written. The upload completes only after pg_dump succeeded and
+// the archive was verified; otherwise it is aborted and nothing is left.
+func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (layout.Manifest, error) {
+	started := time.Now().UTC().Truncate(time.Second)
+	key := layout.BackupKey(r.cfg.Namespace, started)
+	if _, err := r.store.Stat(ctx, key); err == nil {
+		return layout.Manifest{}, exitcode.Wrapf(ExitStorage, "backup %q already exists: another run started this second", key)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return layout.Manifest{}, exitcode.Wrap(ExitStorage, fmt.Errorf("checking %q: %w", key, err))
+	}
+
+	dctx, cancelDump := context.WithCancel(ctx)
+	defer cancelDump()
+	cmd := pg.CommandContext(dctx, client, r.cfg.conn(), DumpArgs(r.cfg.DumpCompression, r.cfg.Codepage)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return layout.Manifest{}, exitcode.Wrap(ExitDump, err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return layout.Manifest{}, exitcode.Wrap(ExitDump, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return layout.Manifest{}, exitcode.Wrap(ExitDump, fmt.Errorf("starting pg_dump: %w", err))
+	}
+	logged := make(chan struct{})
+	go func() { pg.LogLines(r.log, "pg_dump", stderr); close(logged) }()
+
+	// Upload: the store reads from the pipe until we close it, with nil to commit or
+	// with an error to abort.
+	pr, pw := io.Pipe()
+	type putResult struct {
+		info storage.ObjectInfo
+		err  error
+	}
+	uploaded := make(chan putResult, 1)
+	uctx, cancelUpload := context.WithCancel(ctx)
+	defer cancelUpload()
+	go func() {
+		info, err := r.store.Put(uctx, key, pr, storage.PutOptions{ContentType: contentTypeDump})
+		_ = pr.CloseWithError(fmt.Errorf("upload ended: %w", errOr(err, io.ErrClosedPipe)))
+		uploaded <- putResult{info, err}
+	}()
+
+	hash := sha256.New()
+	written := progress.NewCounter()
+	raw := progress.NewCounter()
+	gz, err := pgzip.NewWriterLevel(io.MultiWriter(pw, hash, written), r.cfg.GzipLevel)
+	if err != nil {
+		return layout.Manifest{}, exitcode.Wrap(ExitConfig, err)
+	}
+	if err := gz.SetConcurrency(1<<20, r.cfg.GzipThreads); err != nil {
+		return layout.Manifest{}, exitcode.Wrap(ExitConfig, err)
+	}
+	pctx, stopProgress := context.WithCancel(ctx)
+	go progress.Report(pctx, r.log, "dump progress", raw, 0, r.cfg.ProgressInterval)
+	head := &headCapture{limit: 64 << 10}
+	_, copyErr := io.Copy(gz, io.TeeReader(io.TeeReader(stdout, head), raw))
+	if copyErr != nil {
+		cancelDump() // the upload side failed: stop pg_dump
+	}
+	<-logged
+	waitErr := cmd.Wait()
+	stopProgress()
+
+	abort := func(code int, err error) (layout.Manifest, error) {
+		_ = pw.CloseWithError(err)
+		cancelUpload()
+		res := <-uploaded
+		if res.err == nil {
+			// Cannot happen with a pipe closed with an error; refuse loudly anyway.
+			return layout.Manifest{}, exitcode.Wrapf(ExitUnexpected, "upload of %q completed after an abort", key)
+		}
+		return layout.Manifest{}, exitcode.Wrap(code, err)
+	}
+	switch {
+	case copyErr != nil:
+		res := <-uploaded
+		return layout.Manifest{}, exitcode.Wrap(ExitStorage, fmt.Errorf("uploading %q: %w", key, errOr(res.err, copyErr)))
+	case waitErr != nil:
+		return abort(ExitDump, pg.ExitError("pg_dump", waitErr))
+	}
+	if err := gz.Close(); err != nil {
+		return abort(ExitStorage, fmt.Errorf("finishing the gzip stream: %w", err))
+	}
+	hdr, err := pg.ReadArchiveHeader(head.reader())
+	if err != nil {
+		return abort(ExitVerify, fmt.Errorf("verifying the dump: %w", err))
+	}
+	if hdr.Database != r.cfg.Database {
+		return abort(ExitVerify, fmt.Errorf("verifying the dump: archive is of database %q, want %q", hdr.Database, r.cfg.Database))
+	}
+	_ = pw.Close()
+	res := <-uploaded
+	if res.err != nil {
+		return layout.Manifest{}, exitcode.Wrap(ExitStorage, res.err)
+	}
+	if res.info.Size != written.Bytes() {
+		return layout.Manifest{}, exitcode.Wrapf(ExitStorage, "store reports %d bytes for %q, %d were written", res.info.Size, key, written.Bytes())
+	}
+	m := layout.Manifest{
+		Version:        layout.ManifestVersion,
+		Namespace:      r.cfg.Namespace,
+		Object:         key,
+		Size:           written.Bytes(),
+		SHA256:         hex.EncodeToString(hash.Sum(nil)),
+		Database:       r.cfg.Database,
+		Encoding:       server.encoding,
+		Format:         fmt.Sprintf("pg_dump -Fc -Z%d --encoding %s | gzip -%d", r.cfg.DumpCompression, r.cfg.Codepage, r.cfg.GzipLevel),
+		ServerVersion:  server.version,
+		DumpVersion:    hdr.DumpVersion,
+		StartedAt:      started,
+		FinishedAt:     time.Now().UTC(),
+		ArchiveEntries: hdr.Entries,
+		Tool:           "cronbackup",
+	}
+	r.log.Info("dump uploaded", "object", key, "archiveBytes", raw.Bytes(), "objectBytes", m.Size,
+		"sha256", m.SHA256, "tocEntries", hdr.Entries, "archiveVersion", hdr.Version)
+	return m, nil
+}
+
+func errOr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+func (r *run) writeManifest(ctx context.Context, key string, m layout.Manifest) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return exitcode.Wrap(ExitUnexpected, err)
+	}
+	if _, err := r.store.Put(ctx, key, bytes.NewReader(b), storage.PutOptions{ContentType: contentTypeManifest}); err != nil {
+		return exitcode.Wrap(ExitStorage, fmt.Errorf("writing manifest %q: %w", key, err))
+	}
+	return nil
+}
+
+// promote makes the new backup the latest: the object first (a server-side copy), then
+// its manifest. A reader between the two sees a latest object that does not match the
+// latest manifest, which initrestore detects and retries; it never sees a partial one.
+func (r *run) promote(ctx context.Context, m layout.Manifest) error {
+	latest := layout.LatestKey(r.cfg.Namespace)
+	if _, err := r.store.Copy(ctx, m.Object, latest); err != nil {
+		return exitcode.Wrap(ExitStorage, fmt.Errorf("promoting %q: %w", m.Object, err))
+	}
+	if err := r.writeManifest(ctx, layout.LatestManifestKey(r.cfg.Namespace), m); err != nil {
+		return err
+	}
+	r.log.Info("backup promoted", "latest", latest, "object", m.Object)
+	return nil
+}
+
+// prune applies retention to this namespace's backups after a successful promote.
+func (r *run) prune(ctx context.Context, newest layout.Manifest) ([]string, error) {
+	loc, _ := time.LoadLocation(r.cfg.Timezone) // validated in Config
+	objs, err := r.store.List(ctx, r.cfg.Namespace+"/")
+	if err != nil {
+		return nil, fmt.Errorf("listing backups for retention: %w", err)
+	}
+	var backups []layout.Backup
+	for _, o := range objs {
+		if b, ok := layout.ParseBackupKey(o.Key); ok {
+			backups = append(backups, b)
+		}
+	}
+	_, drop := layout.Retain(backups, layout.Policy{Daily: r.cfg.KeepDaily, Weekly: r.cfg.KeepWeekly, Monthly: r.cfg.KeepMonthly, Location: loc})
+	var pruned []string
+	for _, b := range drop {
+		if b.Key == newest.Object {
+			return pruned, fmt.Errorf("retention selected the newest backup %q: refusing", b.Key)
+		}
+		for _, key := range []string{b.Key, layout.ManifestKey(b.Key)} {
+			if err := r.store.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return pruned, fmt.Errorf("deleting %q: %w", key, err)
+			}
+		}
+		pruned = append(pruned, b.Key)
+		r.log.Info("backup pruned", "object", b.Key, "backupTime", b.Time)
+	}
+	return pruned, nil
+}
+
+// headCapture keeps the first bytes written to it: the archive header and TOC count.
+type headCapture struct {
+	buf   []byte
+	limit int
+}
+
+func (h *headCapture) Write(p []byte) (int, error) {
+	if room := h.limit - len(h.buf); room > 0 {
+		h.buf = append(h.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (h *headCapture) reader() io.Reader { return bytes.NewReader(h.buf) }

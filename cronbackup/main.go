@@ -1,0 +1,74 @@
+// Command cronbackup is the image of the backup CronJobs:
+//
+//	cronbackup [backup]   the 21:00 dump of one database (see package backup)
+//	cronbackup sync       the 06:00 copy of the cluster volume to Rubrik (see package sync)
+//
+// Configuration comes from the environment; the README lists it with the exit codes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // BACKUP_TIMEZONE works in a minimal image
+
+	"github.com/smartbackup/smartbackup/cronbackup/backup"
+	"github.com/smartbackup/smartbackup/cronbackup/sync"
+	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string) int {
+	cmd := "backup"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	log := logging.FromEnv("cronbackup").WithValues("command", cmd)
+	switch cmd {
+	case "backup":
+		cfg, err := backup.LoadConfig()
+		if err != nil {
+			log.Error(err, "configuration error")
+			return backup.ExitConfig
+		}
+		res, err := backup.Run(ctx, log, cfg)
+		if err != nil {
+			code := exitcode.Of(err, backup.ExitUnexpected)
+			log.Error(err, "backup failed", "exitCode", code)
+			return code
+		}
+		m := res.Manifest
+		log.Info("backup complete", "object", m.Object, "bytes", m.Size, "sha256", m.SHA256,
+			"duration", res.Duration.Round(1e6).String(), "pruned", len(res.Pruned), "namespace", m.Namespace)
+		return 0
+	case "sync":
+		cfg, err := sync.LoadConfig()
+		if err != nil {
+			log.Error(err, "configuration error")
+			return sync.ExitConfig
+		}
+		res, err := sync.Run(ctx, log, cfg)
+		if err != nil {
+			code := exitcode.Of(err, 1)
+			log.Error(err, "sync failed", "exitCode", code, "copied", res.Copied, "skipped", res.Skipped)
+			return code
+		}
+		log.Info("sync complete", "copied", res.Copied, "skipped", res.Skipped, "bytes", res.Bytes, "pruned", res.Pruned)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Println("usage: cronbackup [backup|sync]; configuration from the environment, see README.md")
+		return 0
+	default:
+		log.Error(fmt.Errorf("unknown command %q", cmd), "usage: cronbackup [backup|sync]")
+		return backup.ExitConfig
+	}
+}

@@ -1,0 +1,114 @@
+// Package contract is the one list of environment variables, labels and annotations
+// that the binaries agree on: the webhook injects exactly these names, initrestore and
+// cronbackup read exactly these names (their config structs are checked against this
+// list by tests), and the operators set exactly these labels.
+package contract
+
+// Database connection, read by initrestore and cronbackup. Names follow the operations
+// page (DATABASE_ENDPOINT, DATABASE_PORT, DATABASE_CODEPAGE).
+const (
+	EnvDatabaseEndpoint = "DATABASE_ENDPOINT"
+	EnvDatabasePort     = "DATABASE_PORT"
+	EnvDatabaseName     = "DATABASE_NAME"
+	// EnvDatabaseUser and EnvDatabasePassword are the application role (dbaccess's).
+	EnvDatabaseUser     = "DATABASE_USER"
+	EnvDatabasePassword = "DATABASE_PASSWORD"
+	// EnvDatabaseAdminUser and EnvDatabaseAdminPassword are a role that may create
+	// roles and databases (initrestore only).
+	EnvDatabaseAdminUser     = "DATABASE_ADMIN_USER"
+	EnvDatabaseAdminPassword = "DATABASE_ADMIN_PASSWORD"
+	// EnvDatabaseCodepage is the database encoding, e.g. WIN1252.
+	EnvDatabaseCodepage = "DATABASE_CODEPAGE"
+	// EnvDatabaseLocale is the LC_COLLATE/LC_CTYPE of a created database (default C,
+	// which every encoding accepts).
+	EnvDatabaseLocale = "DATABASE_LOCALE"
+	// EnvDatabaseExtensions is a comma list of extensions to create.
+	EnvDatabaseExtensions = "DATABASE_EXTENSIONS"
+	// EnvDatabaseWaitTimeout bounds the wait for the server (a Go duration).
+	EnvDatabaseWaitTimeout = "DATABASE_WAIT_TIMEOUT"
+)
+
+// Backup location and identity, read by both binaries.
+const (
+	// EnvBackupStorageURL is gs://…, s3://… or file:///… (see internal/storage).
+	EnvBackupStorageURL = "BACKUP_STORAGE_URL"
+	// EnvNamespace is the pod's namespace (downward API): the backup's key prefix.
+	EnvNamespace = "NAMESPACE"
+	// EnvPodName is the pod's name (downward API), for the audit line.
+	EnvPodName = "POD_NAME"
+	// EnvEnvironment is production, homologation or internal-dev.
+	EnvEnvironment = "ENVIRONMENT"
+)
+
+// Restore, read by initrestore.
+const (
+	// EnvRestoreSourceNamespace is whose database_latest.dump.gz to restore (the
+	// production namespace).
+	EnvRestoreSourceNamespace = "RESTORE_SOURCE_NAMESPACE"
+	// EnvRestoreOnMissingBackup is "fail" or "empty" (create an empty database).
+	EnvRestoreOnMissingBackup = "RESTORE_ON_MISSING_BACKUP"
+	// EnvRestoreRequestID forces one restore when it differs from the id recorded in
+	// the database.
+	EnvRestoreRequestID = "RESTORE_REQUEST_ID"
+	// EnvRestoreRequestSource is "production" (default) or "own": which latest backup a
+	// forced restore uses.
+	EnvRestoreRequestSource = "RESTORE_REQUEST_SOURCE"
+	// EnvRestoreScratchDir, when set, is where the archive is spooled so pg_restore can
+	// run in parallel.
+	EnvRestoreScratchDir = "RESTORE_SCRATCH_DIR"
+	// EnvRestoreJobs is pg_restore -j when spooled (default: the CPUs available).
+	EnvRestoreJobs = "RESTORE_JOBS"
+	// EnvRestoreMaskingSQL is a SQL file run in the restored database before it is
+	// swapped in; mandatory in internal-dev environments.
+	EnvRestoreMaskingSQL = "RESTORE_MASKING_SQL"
+)
+
+// Backup, read by cronbackup.
+const (
+	EnvBackupKeepDaily   = "BACKUP_KEEP_DAILY"
+	EnvBackupKeepWeekly  = "BACKUP_KEEP_WEEKLY"
+	EnvBackupKeepMonthly = "BACKUP_KEEP_MONTHLY"
+	// EnvDumpCompression is pg_dump's -Z level inside the archive.
+	EnvDumpCompression = "DUMP_COMPRESSION"
+	// EnvGzipLevel is the level of the outer gzip layer.
+	EnvGzipLevel = "GZIP_LEVEL"
+	// EnvSyncTargetURL is where `cronbackup sync` copies to.
+	EnvSyncTargetURL = "SYNC_TARGET_URL"
+	// EnvSyncSourceURL is where `cronbackup sync` copies from.
+	EnvSyncSourceURL = "SYNC_SOURCE_URL"
+	// EnvSyncKeepDaily, when positive, prunes the sync target.
+	EnvSyncKeepDaily = "SYNC_KEEP_DAILY"
+	// EnvBackupTimezone decides which day, week and month a backup belongs to.
+	EnvBackupTimezone = "BACKUP_TIMEZONE"
+	// EnvGzipThreads compress the outer gzip layer in parallel.
+	EnvGzipThreads = "GZIP_THREADS"
+)
+
+// Tuning shared by both binaries.
+const (
+	// EnvClientRoot holds <major>/bin/pg_dump, pg_restore and psql per installed major.
+	EnvClientRoot = "PG_CLIENT_ROOT"
+	// EnvProgressInterval is how often long transfers log progress.
+	EnvProgressInterval = "PROGRESS_INTERVAL"
+	// EnvLogVerbosity enables V(n) log lines.
+	EnvLogVerbosity = "LOG_VERBOSITY"
+)
+
+// Environments a namespace can be.
+const (
+	EnvironmentProduction   = "production"
+	EnvironmentHomologation = "homologation"
+	EnvironmentInternalDev  = "internal-dev"
+)
+
+// Policies for a missing backup.
+const (
+	OnMissingFail  = "fail"
+	OnMissingEmpty = "empty"
+)
+
+// Sources of a forced restore.
+const (
+	RequestSourceProduction = "production"
+	RequestSourceOwn        = "own"
+)
