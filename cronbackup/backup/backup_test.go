@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -34,47 +33,9 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-// source is a fixture database on one server, created once per major.
-type source struct {
-	pg       *testenv.Postgres
-	db       string
-	user     string
-	password string
-	summary  fixture.Summary
-}
-
-var (
-	sourcesMu sync.Mutex
-	sources   = map[int]*source{}
-)
-
-// fixtureSource returns the WIN1252 ERP fixture on PostgreSQL major, owned by an
-// application role, as the dbaccess database is.
-func fixtureSource(t *testing.T, major int) *source {
-	t.Helper()
-	sourcesMu.Lock()
-	defer sourcesMu.Unlock()
-	if s, ok := sources[major]; ok {
-		return s
-	}
-	p := testenv.StartPostgres(t, major)
-	s := &source{pg: p, db: "cliente_erp", user: "cliente_erp", password: "app-pw-ç"}
-	p.CreateRole(t, s.user, s.password)
-	p.Exec(t, "postgres", fmt.Sprintf("CREATE DATABASE %s OWNER %s ENCODING 'WIN1252' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'", s.db, s.user))
-	conn := p.Connect(t, s.db)
-	if _, err := conn.Exec(t.Context(), "SET ROLE "+s.user); err != nil {
-		t.Fatal(err)
-	}
-	if err := fixture.Create(t.Context(), conn, fixture.Small); err != nil {
-		t.Fatal(err)
-	}
-	sum, err := fixture.Summarize(t.Context(), conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.summary = sum
-	sources[major] = s
-	return s
+// fixtureSource is the WIN1252 ERP fixture on PostgreSQL major.
+func fixtureSource(t *testing.T, major int) *fixture.Source {
+	return fixture.NewSource(t, major, "cliente_erp", fixture.Small)
 }
 
 // stores are the three kinds of backup store, each a fresh bucket or directory.
@@ -87,13 +48,13 @@ func stores() map[string]func(t *testing.T) string {
 }
 
 // configFor sets the cronbackup environment and loads it as main does.
-func configFor(t *testing.T, s *source, storeURL, namespace string, extra map[string]string) backup.Config {
+func configFor(t *testing.T, s *fixture.Source, storeURL, namespace string, extra map[string]string) backup.Config {
 	t.Helper()
 	env := map[string]string{
-		"DATABASE_ENDPOINT":     s.pg.Host,
-		"DATABASE_PORT":         strconv.Itoa(s.pg.Port),
-		"DATABASE_USER":         s.user,
-		"DATABASE_PASSWORD":     s.password,
+		"DATABASE_ENDPOINT":     s.PG.Host,
+		"DATABASE_PORT":         strconv.Itoa(s.PG.Port),
+		"DATABASE_USER":         s.User,
+		"DATABASE_PASSWORD":     s.Password,
 		"DATABASE_CODEPAGE":     "WIN1252",
 		"BACKUP_STORAGE_URL":    storeURL,
 		"NAMESPACE":             namespace,
@@ -147,8 +108,8 @@ func TestBackupRestoresIdentically(t *testing.T) {
 				if sha := sha256File(t, latest); sha != m.SHA256 {
 					t.Fatalf("latest sha256 %s, manifest %s", sha, m.SHA256)
 				}
-				got := restoreWithShell(t, src.pg, latest)
-				if diff := cmp.Diff(src.summary, got); diff != "" {
+				got := restoreWithShell(t, src.PG, latest)
+				if diff := cmp.Diff(src.Summary, got); diff != "" {
 					t.Fatalf("restored content differs (-source +restored):\n%s", diff)
 				}
 			})
@@ -202,8 +163,8 @@ func TestShellPipelineInterchangeable(t *testing.T) {
 	script := `pg_dump postgres://$user:$pass@$DATABASE_ENDPOINT:$DATABASE_PORT/$user -Fc -Z6 --no-owner --no-acl --verbose --encoding $DATABASE_CODEPAGE | gzip > "$OUT"`
 	cmd := exec.Command("bash", "-o", "pipefail", "-c", script)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(client.Path)+":"+os.Getenv("PATH"),
-		"user="+src.user, "pass="+strings.ReplaceAll(src.password, "ç", "%C3%A7"), "DATABASE_ENDPOINT="+src.pg.Host,
-		"DATABASE_PORT="+strconv.Itoa(src.pg.Port), "DATABASE_CODEPAGE=WIN1252", "OUT="+theirs)
+		"user="+src.User, "pass="+strings.ReplaceAll(src.Password, "ç", "%C3%A7"), "DATABASE_ENDPOINT="+src.PG.Host,
+		"DATABASE_PORT="+strconv.Itoa(src.PG.Port), "DATABASE_CODEPAGE=WIN1252", "OUT="+theirs)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the page's pipeline: %v\n%s", err, out)
 	}
@@ -211,8 +172,8 @@ func TestShellPipelineInterchangeable(t *testing.T) {
 		t.Errorf("archive entries differ (-ours +page):\n%s", cmp.Diff(a, b))
 	}
 	for name, f := range map[string]string{"cronbackup": ours, "shell pipeline": theirs} {
-		if got := restoreWithShell(t, src.pg, f); !cmp.Equal(src.summary, got) {
-			t.Errorf("%s dump restores differently (-source +restored):\n%s", name, cmp.Diff(src.summary, got))
+		if got := restoreWithShell(t, src.PG, f); !cmp.Equal(src.Summary, got) {
+			t.Errorf("%s dump restores differently (-source +restored):\n%s", name, cmp.Diff(src.Summary, got))
 		}
 	}
 }
@@ -270,7 +231,7 @@ type history struct {
 	latestSH string
 }
 
-func seedHistory(t *testing.T, src *source, url, ns string, days int) *history {
+func seedHistory(t *testing.T, src *fixture.Source, url, ns string, days int) *history {
 	t.Helper()
 	cfg := configFor(t, src, url, ns, map[string]string{"BACKUP_KEEP_DAILY": "30"})
 	res, err := backup.Run(t.Context(), testr.New(t), cfg)
@@ -395,7 +356,7 @@ func TestFailedRunsChangeNothing(t *testing.T) {
 			if code := exitcode.Of(err, backup.ExitUnexpected); code != tc.wantCode {
 				t.Fatalf("exit code %d (%v), want %d", code, err, tc.wantCode)
 			}
-			if strings.Contains(err.Error(), src.password) || strings.Contains(err.Error(), "not-the-password") {
+			if strings.Contains(err.Error(), src.Password) || strings.Contains(err.Error(), "not-the-password") {
 				t.Fatalf("the error carries a password: %v", err)
 			}
 			h.assertUntouched(t)

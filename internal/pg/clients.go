@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/go-logr/logr"
 )
@@ -126,9 +127,12 @@ func ExitError(tool string, err error) error {
 	return fmt.Errorf("running %s: %w", tool, err)
 }
 
-// CommandContext builds a client command that dies with its context.
+// CommandContext builds a client command that dies with its context, and with this
+// process: a killed init container must not leave a pg_restore writing into a database
+// the next run is about to drop.
 func CommandContext(ctx context.Context, c Client, conn Conn, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.Path, args...)
 	cmd.Env = conn.Env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // StartCuttingProxy forwards loopback TCP connections to target (a real server) until
@@ -14,11 +15,22 @@ import (
 // upload, for tests of what a failed transfer leaves behind. It returns host:port.
 func StartCuttingProxy(tb testing.TB, target string, cutAfter int64) string {
 	tb.Helper()
+	return startProxy(tb, &cuttingProxy{target: target, left: cutAfter, conns: map[net.Conn]bool{}})
+}
+
+// StartThrottlingProxy forwards loopback TCP connections to target, delivering the
+// server's answers at about bytesPerSecond: a slow link, for tests that must catch a
+// transfer in the middle. It returns host:port.
+func StartThrottlingProxy(tb testing.TB, target string, bytesPerSecond int) string {
+	tb.Helper()
+	return startProxy(tb, &cuttingProxy{target: target, left: 1 << 62, rate: bytesPerSecond, conns: map[net.Conn]bool{}})
+}
+
+func startProxy(tb testing.TB, p *cuttingProxy) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("proxy: %v", err)
 	}
-	p := &cuttingProxy{target: target, left: cutAfter, conns: map[net.Conn]bool{}}
 	go p.serve(l)
 	tb.Cleanup(func() { _ = l.Close(); p.cutAll() })
 	return l.Addr().String()
@@ -27,6 +39,7 @@ func StartCuttingProxy(tb testing.TB, target string, cutAfter int64) string {
 type cuttingProxy struct {
 	target string
 	left   int64 // bytes until the cut; atomic
+	rate   int   // server-to-client bytes per second; 0 is unlimited
 	cut    atomic.Bool
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
@@ -79,7 +92,7 @@ func (p *cuttingProxy) handle(client net.Conn) {
 		_ = client.Close()
 		_ = server.Close()
 	}()
-	go func() { _, _ = io.Copy(client, server); _ = client.Close() }()
+	go func() { _, _ = io.Copy(client, p.throttle(server)); _ = client.Close() }()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := client.Read(buf)
@@ -96,4 +109,30 @@ func (p *cuttingProxy) handle(client net.Conn) {
 			return
 		}
 	}
+}
+
+// throttle paces reads from r at p.rate bytes per second.
+func (p *cuttingProxy) throttle(r io.Reader) io.Reader {
+	if p.rate <= 0 {
+		return r
+	}
+	return &pacedReader{r: r, rate: p.rate, start: time.Now()}
+}
+
+type pacedReader struct {
+	r     io.Reader
+	rate  int
+	start time.Time
+	n     int64
+}
+
+func (pr *pacedReader) Read(b []byte) (int, error) {
+	if len(b) > 16<<10 {
+		b = b[:16<<10]
+	}
+	n, err := pr.r.Read(b)
+	pr.n += int64(n)
+	due := pr.start.Add(time.Duration(float64(pr.n) / float64(pr.rate) * float64(time.Second)))
+	time.Sleep(time.Until(due))
+	return n, err
 }

@@ -1,0 +1,43 @@
+// Command initrestore is the init container of dbaccess pods: it makes sure the
+// database exists, restoring the latest backup when it does not, before dbaccess
+// boots. Configuration comes from the environment the webhook injects; the README
+// lists it with the exit codes.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/smartbackup/smartbackup/initrestore/restore"
+	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context) int {
+	log := logging.FromEnv("initrestore")
+	cfg, err := restore.LoadConfig()
+	if err != nil {
+		log.Error(err, "configuration error")
+		return restore.ExitConfig
+	}
+	log = log.WithValues("namespace", cfg.Namespace, "pod", cfg.PodName)
+	res, err := restore.Run(ctx, log, cfg)
+	if err != nil {
+		code := exitcode.Of(err, restore.ExitUnexpected)
+		log.Error(err, "initrestore failed", "exitCode", code)
+		return code
+	}
+	log.Info("initrestore complete", "outcome", res.Outcome, "reason", res.Reason,
+		"restoredFrom", res.Record.Object, "sha256", res.Record.SHA256, "duration", res.Duration.Round(time.Millisecond).String())
+	return 0
+}

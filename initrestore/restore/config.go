@@ -1,0 +1,159 @@
+package restore
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/smartbackup/smartbackup/internal/contract"
+	"github.com/smartbackup/smartbackup/internal/layout"
+	"github.com/smartbackup/smartbackup/internal/pg"
+	"github.com/smartbackup/smartbackup/internal/storage"
+)
+
+// Config is initrestore's environment; the names are internal/contract's, which the
+// webhook injects.
+type Config struct {
+	// Endpoint and Port locate the PostgreSQL server.
+	Endpoint string `envconfig:"DATABASE_ENDPOINT" required:"true"`
+	Port     int    `envconfig:"DATABASE_PORT" default:"5432"`
+	// Database is the database dbaccess needs.
+	Database string `envconfig:"DATABASE_NAME" required:"true"`
+	// User and Password are the application role to ensure; its password always comes
+	// from here, never from a dump.
+	User     string `envconfig:"DATABASE_USER" required:"true"`
+	Password string `envconfig:"DATABASE_PASSWORD" required:"true"`
+	// AdminUser and AdminPassword may create roles and databases.
+	AdminUser     string `envconfig:"DATABASE_ADMIN_USER" required:"true"`
+	AdminPassword string `envconfig:"DATABASE_ADMIN_PASSWORD" required:"true"`
+	// Codepage is the encoding of a created database, e.g. WIN1252.
+	Codepage string `envconfig:"DATABASE_CODEPAGE" required:"true"`
+	// Locale is LC_COLLATE and LC_CTYPE of a created database; C suits every encoding.
+	Locale string `envconfig:"DATABASE_LOCALE" default:"C"`
+	// Extensions are created in a new database before the restore.
+	Extensions []string `envconfig:"DATABASE_EXTENSIONS"`
+	// WaitTimeout bounds the wait for the server to accept connections.
+	WaitTimeout time.Duration `envconfig:"DATABASE_WAIT_TIMEOUT" default:"5m"`
+
+	// StorageURL is the backup store.
+	StorageURL string `envconfig:"BACKUP_STORAGE_URL" required:"true"`
+	// Namespace and PodName identify this pod (downward API).
+	Namespace string `envconfig:"NAMESPACE" required:"true"`
+	PodName   string `envconfig:"POD_NAME"`
+	// Environment is production, homologation or internal-dev.
+	Environment string `envconfig:"ENVIRONMENT" default:"production"`
+	// SourceNamespace is whose latest backup to restore (production's).
+	SourceNamespace string `envconfig:"RESTORE_SOURCE_NAMESPACE"`
+	// OnMissingBackup is "fail" or "empty".
+	OnMissingBackup string `envconfig:"RESTORE_ON_MISSING_BACKUP" default:"fail"`
+	// RequestID forces one restore when it differs from the id recorded in the database.
+	RequestID string `envconfig:"RESTORE_REQUEST_ID"`
+	// RequestSource is "production" or "own" (this namespace's own latest).
+	RequestSource string `envconfig:"RESTORE_REQUEST_SOURCE" default:"production"`
+	// ScratchDir, when set, spools the archive so pg_restore runs with Jobs workers.
+	ScratchDir string `envconfig:"RESTORE_SCRATCH_DIR"`
+	// Jobs is pg_restore -j for a spooled archive (default: the CPUs available).
+	Jobs int `envconfig:"RESTORE_JOBS"`
+	// MaskingSQL is a SQL file run in the restored database before the swap.
+	MaskingSQL string `envconfig:"RESTORE_MASKING_SQL"`
+	// ClientRoot holds <major>/bin/pg_restore per installed client major.
+	ClientRoot string `envconfig:"PG_CLIENT_ROOT" default:"/usr/lib/postgresql"`
+	// ProgressInterval is how often the download logs progress.
+	ProgressInterval time.Duration `envconfig:"PROGRESS_INTERVAL" default:"10s"`
+}
+
+var (
+	identRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]{0,62}$`)
+	encodingRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{1,30}$`)
+	localeRE   = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+)
+
+// LoadConfig reads and validates the environment; errors name the variable.
+func LoadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return Config{}, fmt.Errorf("reading configuration: %w", err)
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	if c.SourceNamespace == "" {
+		c.SourceNamespace = c.Namespace
+	}
+	if c.Jobs <= 0 {
+		c.Jobs = runtime.GOMAXPROCS(0)
+	}
+	var exts []string
+	for _, e := range c.Extensions {
+		if e = strings.TrimSpace(e); e != "" {
+			exts = append(exts, e)
+		}
+	}
+	c.Extensions = exts
+	bad := func(msg string) error { return fmt.Errorf("invalid configuration: %s", msg) }
+	switch {
+	case c.Port < 1 || c.Port > 65535:
+		return bad("DATABASE_PORT must be 1-65535")
+	case !identRE.MatchString(c.Database) || strings.Contains(c.Database, tempSuffix) || strings.Contains(c.Database, previousInfix):
+		return bad("DATABASE_NAME must be a plain identifier of at most 40 characters")
+	case len(c.Database) > 40:
+		return bad("DATABASE_NAME must be a plain identifier of at most 40 characters")
+	case !identRE.MatchString(c.User):
+		return bad("DATABASE_USER must be a plain identifier")
+	case !identRE.MatchString(c.AdminUser):
+		return bad("DATABASE_ADMIN_USER must be a plain identifier")
+	case c.User == c.AdminUser:
+		return bad("DATABASE_USER and DATABASE_ADMIN_USER must differ")
+	case !encodingRE.MatchString(c.Codepage):
+		return bad("DATABASE_CODEPAGE must be a PostgreSQL encoding name such as WIN1252")
+	case !localeRE.MatchString(c.Locale):
+		return bad("DATABASE_LOCALE must be a locale name such as C or pt_BR.CP1252")
+	case layout.ValidNamespace(c.Namespace) != nil:
+		return bad("NAMESPACE must be a Kubernetes namespace name")
+	case layout.ValidNamespace(c.SourceNamespace) != nil:
+		return bad("RESTORE_SOURCE_NAMESPACE must be a Kubernetes namespace name")
+	case c.OnMissingBackup != contract.OnMissingFail && c.OnMissingBackup != contract.OnMissingEmpty:
+		return bad("RESTORE_ON_MISSING_BACKUP must be fail or empty")
+	case c.RequestSource != contract.RequestSourceProduction && c.RequestSource != contract.RequestSourceOwn:
+		return bad("RESTORE_REQUEST_SOURCE must be production or own")
+	case len(c.RequestID) > 128 || strings.ContainsAny(c.RequestID, "\x00\n"):
+		return bad("RESTORE_REQUEST_ID must be at most 128 characters on one line")
+	case c.Environment != contract.EnvironmentProduction && c.Environment != contract.EnvironmentHomologation && c.Environment != contract.EnvironmentInternalDev:
+		return bad("ENVIRONMENT must be production, homologation or internal-dev")
+	case c.Environment == contract.EnvironmentInternalDev && c.MaskingSQL == "":
+		return bad("RESTORE_MASKING_SQL is mandatory when ENVIRONMENT is internal-dev (LGPD: no unmasked customer data in development)")
+	case c.WaitTimeout <= 0 || c.ProgressInterval <= 0:
+		return bad("DATABASE_WAIT_TIMEOUT and PROGRESS_INTERVAL must be positive")
+	}
+	for _, e := range c.Extensions {
+		if !identRE.MatchString(e) {
+			return bad(fmt.Sprintf("DATABASE_EXTENSIONS: %q is not an extension name", e))
+		}
+	}
+	if _, err := storage.ParseURL(c.StorageURL); err != nil {
+		return fmt.Errorf("invalid configuration: BACKUP_STORAGE_URL: %w", err)
+	}
+	if c.MaskingSQL != "" {
+		f, err := os.Open(c.MaskingSQL)
+		if err != nil {
+			return fmt.Errorf("invalid configuration: RESTORE_MASKING_SQL: %w", err)
+		}
+		_ = f.Close()
+	}
+	if c.ScratchDir != "" {
+		if fi, err := os.Stat(c.ScratchDir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("invalid configuration: RESTORE_SCRATCH_DIR %q is not a directory", c.ScratchDir)
+		}
+	}
+	return nil
+}
+
+func (c Config) admin(db string) pg.Conn {
+	return pg.Conn{Host: c.Endpoint, Port: c.Port, User: c.AdminUser, Password: c.AdminPassword, Database: db, AppName: "smartbackup-initrestore"}
+}

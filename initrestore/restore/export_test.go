@@ -1,0 +1,7 @@
+package restore
+
+// Knobs for tests of this package.
+var (
+	RetryDelay = &retryDelay
+	LockKey    = lockKey
+)

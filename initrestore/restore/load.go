@@ -1,0 +1,407 @@
+package restore
+
+import (
+	"bufio"
+	"compress/flate"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/pgzip"
+
+	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/pg"
+	"github.com/smartbackup/smartbackup/internal/progress"
+)
+
+// restoreSessionOptions speed up the restore's sessions: the database is private to us
+// until the swap (a crash means a redo, so commits need not wait for the disk), and
+// index builds, most of a restore, get memory.
+const restoreSessionOptions = "-c synchronous_commit=off -c maintenance_work_mem=256MB -c jit=off"
+
+// restore prepares the temporary database, loads the backup into it, verifies it, and
+// swaps it in.
+func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) (Record, error) {
+	start := time.Now()
+	hdr, err := r.readHeader(ctx, ref)
+	if err != nil {
+		return Record{}, err
+	}
+	dumpMajor, _ := strconv.Atoi(strings.SplitN(hdr.DumpVersion, ".", 2)[0])
+	client, err := pg.FindClient(r.cfg.ClientRoot, "pg_restore", max(r.serverMajor(), dumpMajor))
+	if err != nil {
+		return Record{}, exitcode.Wrap(ExitRestore, err)
+	}
+	r.log.Info("backup found", "object", ref.key, "bytes", ref.size, "manifest", ref.manifest != nil,
+		"dumpedBy", hdr.DumpVersion, "dumpedFrom", hdr.ServerVersion, "pgRestore", client.Path)
+
+	if err := r.prepare(ctx, st); err != nil {
+		return Record{}, err
+	}
+	temp := r.cfg.Database + tempSuffix
+	// Whatever fails from here leaves only the temporary database: drop it now (the
+	// next run would anyway).
+	ok := false
+	defer func() {
+		if !ok {
+			if err := r.dropDatabase(context.WithoutCancel(ctx), temp); err != nil {
+				r.log.Error(err, "could not drop the temporary database; the next run will", "temporary", temp)
+			}
+		}
+	}()
+
+	if err := r.load(ctx, client, ref); err != nil {
+		return Record{}, err
+	}
+	conn, err := r.cfg.admin(temp).Connect(ctx)
+	if err != nil {
+		return Record{}, exitcode.Wrap(ExitDatabase, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	analyzeStart := time.Now()
+	if _, err := conn.Exec(ctx, "ANALYZE"); err != nil {
+		return Record{}, exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing: %w", err))
+	}
+	r.log.Info("restored database analyzed", "duration", time.Since(analyzeStart).Round(time.Millisecond).String())
+	if r.cfg.MaskingSQL != "" {
+		if err := r.mask(ctx, conn); err != nil {
+			return Record{}, err
+		}
+	}
+	_ = conn.Close(ctx)
+
+	rec := Record{Object: ref.key, SourceNamespace: act.SourceNamespace, RestoredAt: time.Now().UTC(),
+		RequestID: r.cfg.RequestID, Pod: r.cfg.PodName}
+	if m := ref.manifest; m != nil {
+		rec.Object, rec.SHA256, rec.BackupTime = m.Object, m.SHA256, m.StartedAt
+	}
+	if err := r.swap(ctx, st, rec); err != nil {
+		return Record{}, err
+	}
+	ok = true
+	r.log.Info("restore complete", "object", rec.Object, "sha256", rec.SHA256, "backupTime", rec.BackupTime,
+		"restoredAt", rec.RestoredAt, "sourceNamespace", rec.SourceNamespace, "namespace", r.cfg.Namespace,
+		"pod", r.cfg.PodName, "requestId", rec.RequestID, "forced", act.Forced, "duration", time.Since(start).Round(time.Millisecond).String())
+	return rec, nil
+}
+
+// readHeader reads the archive header at the head of the object (a few KiB).
+func (r *run) readHeader(ctx context.Context, ref backupRef) (pg.ArchiveHeader, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rc, _, err := r.store.Open(ctx, ref.key)
+	if err != nil {
+		return pg.ArchiveHeader{}, exitcode.Wrap(ExitStorage, fmt.Errorf("opening %q: %w", ref.key, err))
+	}
+	defer rc.Close()
+	gz, err := pgzip.NewReaderN(rc, 64<<10, 1)
+	if err != nil {
+		return pg.ArchiveHeader{}, exitcode.Wrap(ExitVerify, fmt.Errorf("%q is not a gzip stream: %w", ref.key, err))
+	}
+	defer gz.Close()
+	hdr, err := pg.ReadArchiveHeader(gz)
+	if err != nil {
+		return pg.ArchiveHeader{}, exitcode.Wrap(ExitVerify, fmt.Errorf("reading %q: %w", ref.key, err))
+	}
+	if m := ref.manifest; m != nil && hdr.Database != m.Database {
+		return pg.ArchiveHeader{}, exitcode.Wrapf(ExitVerify, "archive %q is of database %q, its manifest says %q", ref.key, hdr.Database, m.Database)
+	}
+	return hdr, nil
+}
+
+// load restores the object into the temporary database: spooled to the scratch
+// directory and restored with parallel workers when one is configured (falling back
+// to streaming when it fills up), streamed into a single pg_restore otherwise.
+func (r *run) load(ctx context.Context, client pg.Client, ref backupRef) error {
+	if r.cfg.ScratchDir != "" {
+		err := r.loadSpooled(ctx, client, ref)
+		if !errors.Is(err, errNoSpace) {
+			return err
+		}
+		r.log.Info("scratch directory too small for the archive; restoring from the stream instead", "scratchDir", r.cfg.ScratchDir)
+	}
+	return r.loadStreamed(ctx, client, ref)
+}
+
+var errNoSpace = errors.New("scratch directory full")
+
+func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) error {
+	f, err := os.CreateTemp(r.cfg.ScratchDir, "archive-*.dump")
+	if err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("creating a file in RESTORE_SCRATCH_DIR: %w", err))
+	}
+	defer os.Remove(f.Name())
+	err = r.download(ctx, ref, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return errNoSpace
+	}
+	if err != nil {
+		return err
+	}
+	list, err := r.toc(ctx, client, f.Name(), nil)
+	if err != nil {
+		return err
+	}
+	return r.pgRestore(ctx, client, list, f.Name(), nil, r.cfg.Jobs)
+}
+
+func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef) error {
+	// The table of contents heads the archive: listing it reads only the head.
+	hctx, cancel := context.WithCancel(ctx)
+	rc, _, err := r.store.Open(hctx, ref.key)
+	if err != nil {
+		cancel()
+		return exitcode.Wrap(ExitStorage, fmt.Errorf("opening %q: %w", ref.key, err))
+	}
+	gz, err := pgzip.NewReaderN(rc, 256<<10, 2)
+	if err != nil {
+		cancel()
+		_ = rc.Close()
+		return exitcode.Wrap(ExitVerify, fmt.Errorf("%q is not a gzip stream: %w", ref.key, err))
+	}
+	list, err := r.toc(ctx, client, "", gz)
+	cancel()
+	_ = gz.Close()
+	_ = rc.Close()
+	if err != nil {
+		return err
+	}
+
+	pr, pw := io.Pipe()
+	downloaded := make(chan error, 1)
+	go func() {
+		err := r.download(ctx, ref, pw)
+		_ = pw.CloseWithError(err)
+		downloaded <- err
+	}()
+	rerr := r.pgRestore(ctx, client, list, "", pr, 1)
+	_ = pr.CloseWithError(errors.New("pg_restore ended"))
+	derr := <-downloaded
+	// A corrupt or mismatching object explains a failed pg_restore better than
+	// pg_restore's own complaint about a truncated archive.
+	if derr != nil && exitcode.Of(derr, 0) == ExitVerify {
+		return derr
+	}
+	if rerr != nil {
+		return rerr
+	}
+	return derr
+}
+
+// download streams the object through a hash and gunzip into w, reporting progress,
+// then checks size and sha256 against the manifest. Errors of w are returned as they
+// are; a corrupt or mismatching object is ExitVerify.
+func (r *run) download(ctx context.Context, ref backupRef, w io.Writer) error {
+	rc, info, err := r.store.Open(ctx, ref.key)
+	if err != nil {
+		return exitcode.Wrap(ExitStorage, fmt.Errorf("opening %q: %w", ref.key, err))
+	}
+	defer rc.Close()
+	if ref.manifest != nil && info.Size != ref.manifest.Size {
+		return exitcode.Wrapf(ExitVerify, "%q changed: %d bytes, its manifest says %d", ref.key, info.Size, ref.manifest.Size)
+	}
+	hash := sha256.New()
+	count := progress.NewCounter()
+	in := &readErr{r: io.TeeReader(rc, io.MultiWriter(hash, count))}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go progress.Report(pctx, r.log, "download progress", count, info.Size, r.cfg.ProgressInterval)
+
+	gz, err := pgzip.NewReaderN(in, 1<<20, 4)
+	if err != nil {
+		return r.classify(ref, in, fmt.Errorf("%q is not a gzip stream: %w", ref.key, err))
+	}
+	out := &writeErr{w: w}
+	_, err = io.Copy(out, gz)
+	if err != nil && out.err != nil {
+		// The consumer (pg_restore) stopped. Garbage from a corrupt object makes it
+		// stop before gzip's checksum at the end can tell: read on, so the object is
+		// judged by its checksum and hash rather than by pg_restore's complaint.
+		if _, derr := io.Copy(io.Discard, gz); derr != nil {
+			_ = gz.Close()
+			return r.classify(ref, in, fmt.Errorf("decompressing %q: %w", ref.key, derr))
+		}
+		err = nil
+	}
+	_ = gz.Close()
+	if err != nil {
+		return r.classify(ref, in, fmt.Errorf("decompressing %q: %w", ref.key, err))
+	}
+	// Bytes after the gzip stream still belong to the object and to its hash.
+	if _, err := io.Copy(io.Discard, in); err != nil {
+		return r.classify(ref, in, fmt.Errorf("reading %q: %w", ref.key, err))
+	}
+	stop()
+	got := hex.EncodeToString(hash.Sum(nil))
+	r.log.Info("download complete", progress.Fields(count, info.Size)...)
+	if m := ref.manifest; m != nil {
+		if count.Bytes() != m.Size || got != m.SHA256 {
+			return exitcode.Wrapf(ExitVerify, "%q has %d bytes with sha256 %s; its manifest says %d bytes with sha256 %s",
+				ref.key, count.Bytes(), got, m.Size, m.SHA256)
+		}
+		r.log.Info("backup verified against its manifest", "sha256", got)
+	}
+	return out.err
+}
+
+// classify: a read error of the store is a storage failure; anything else while
+// decoding (bad gzip, bad checksum, early end) means the object is corrupt.
+func (r *run) classify(ref backupRef, in *readErr, err error) error {
+	if in.err != nil && !errors.Is(in.err, io.EOF) {
+		return exitcode.Wrap(ExitStorage, fmt.Errorf("reading %q: %w", ref.key, in.err))
+	}
+	var corrupt flate.CorruptInputError
+	if errors.As(err, &corrupt) || errors.Is(err, pgzip.ErrChecksum) || errors.Is(err, pgzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return exitcode.Wrap(ExitVerify, fmt.Errorf("%w (corrupt or truncated object)", err))
+	}
+	return exitcode.Wrap(ExitVerify, err)
+}
+
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+type writeErr struct {
+	w   io.Writer
+	err error
+}
+
+func (e *writeErr) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// toc lists the archive (a file, or the head of a stream) with pg_restore --list and
+// returns the path of the filtered list to restore.
+func (r *run) toc(ctx context.Context, client pg.Client, archive string, stream io.Reader) (string, error) {
+	args := []string{"--list"}
+	if archive != "" {
+		args = append(args, archive)
+	}
+	cmd := exec.CommandContext(ctx, client.Path, args...)
+	if stream != nil {
+		// pg_restore --list stops reading after the table of contents; a plain Reader
+		// (no WriteTo) lets exec treat the broken pipe as the normal end it is.
+		cmd.Stdin = struct{ io.Reader }{stream}
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		return "", exitcode.Wrap(ExitVerify, fmt.Errorf("listing the archive: %w", pg.ExitError("pg_restore --list", err)))
+	}
+	list, dropped := FilterTOC(string(out))
+	if dropped > 0 {
+		r.log.Info("archive entries skipped (they need the extension's owner; extensions come from DATABASE_EXTENSIONS)", "entries", dropped)
+	}
+	dir := r.cfg.ScratchDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "toc-*.list")
+	if err != nil {
+		return "", exitcode.Wrap(ExitRestore, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(list); err != nil {
+		return "", exitcode.Wrap(ExitRestore, err)
+	}
+	return f.Name(), f.Close()
+}
+
+// FilterTOC drops the entries of a pg_restore --list that the application role cannot
+// restore and that the restore does not need: comments on extensions (the extensions
+// themselves are created beforehand by the administrator).
+func FilterTOC(list string) (string, int) {
+	var b strings.Builder
+	dropped := 0
+	sc := bufio.NewScanner(strings.NewReader(list))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, ";") && strings.Contains(line, " COMMENT - EXTENSION ") {
+			dropped++
+			continue
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String(), dropped
+}
+
+// RestoreArgs are pg_restore's arguments: no owners or grants from the dump, objects
+// created by the application role, stop at the first error. The database is a plain
+// name (validated: it cannot be read as a connection string); host, user and password
+// come from the environment.
+func RestoreArgs(database, role, list, archive string, jobs int) []string {
+	args := []string{"--dbname=" + database, "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=" + role, "--use-list=" + list}
+	if jobs > 1 {
+		args = append(args, "--jobs="+strconv.Itoa(jobs))
+	}
+	if archive != "" {
+		args = append(args, archive)
+	}
+	return args
+}
+
+func (r *run) pgRestore(ctx context.Context, client pg.Client, list, archive string, stdin io.Reader, jobs int) error {
+	defer os.Remove(list)
+	conn := r.cfg.admin(r.cfg.Database + tempSuffix)
+	cmd := pg.CommandContext(ctx, client, conn, RestoreArgs(conn.Database, r.cfg.User, list, archive, jobs)...)
+	cmd.Env = append(cmd.Env, "PGOPTIONS="+restoreSessionOptions)
+	cmd.Stdin = stdin
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return exitcode.Wrap(ExitRestore, err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("starting pg_restore: %w", err))
+	}
+	r.log.Info("pg_restore started", "jobs", jobs, "spooled", archive != "")
+	pg.LogLines(r.log, "pg_restore", stderr)
+	if err := cmd.Wait(); err != nil {
+		return exitcode.Wrap(ExitRestore, pg.ExitError("pg_restore", err))
+	}
+	r.log.Info("pg_restore finished", "duration", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// mask runs the masking SQL inside the restored database, before anyone can use it. It
+// runs as one implicit transaction: all of it or none.
+func (r *run) mask(ctx context.Context, conn *pgx.Conn) error {
+	sql, err := os.ReadFile(r.cfg.MaskingSQL)
+	if err != nil {
+		return exitcode.Wrap(ExitConfig, fmt.Errorf("reading RESTORE_MASKING_SQL: %w", err))
+	}
+	start := time.Now()
+	r.log.Info("masking started", "file", r.cfg.MaskingSQL, "bytes", len(sql))
+	if _, err := conn.Exec(ctx, string(sql)); err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("running the masking SQL %q: %w", r.cfg.MaskingSQL, err))
+	}
+	r.log.Info("masking done", "file", r.cfg.MaskingSQL, "duration", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}

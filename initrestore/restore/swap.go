@@ -1,0 +1,55 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/smartbackup/smartbackup/internal/exitcode"
+)
+
+// swap puts the temporary database in place under the real name, with its record, in
+// one transaction: the renames and the comment commit together or not at all. A forced
+// restore first renames the current database to a dated name, in the same transaction,
+// and drops it once the new one is in place.
+func (r *run) swap(ctx context.Context, st State, rec Record) error {
+	temp := r.cfg.Database + tempSuffix
+	previous := ""
+	if st.Exists {
+		previous = r.cfg.Database + previousInfix + time.Now().UTC().Format("20060102T150405")
+	}
+	for _, db := range []string{temp, r.cfg.Database} {
+		if err := r.terminate(ctx, db); err != nil {
+			return exitcode.Wrap(ExitRestore, err)
+		}
+	}
+	tx, err := r.admin.Begin(ctx)
+	if err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("starting the swap: %w", err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	conn := tx.Conn()
+	if previous != "" {
+		if err := utility(ctx, conn, "ALTER DATABASE %I RENAME TO %I", r.cfg.Database, previous); err != nil {
+			return exitcode.Wrap(ExitRestore, fmt.Errorf("setting the current database aside: %w", err))
+		}
+	}
+	if err := utility(ctx, conn, "ALTER DATABASE %I RENAME TO %I", temp, r.cfg.Database); err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("swapping in the restored database: %w", err))
+	}
+	if err := utility(ctx, conn, "COMMENT ON DATABASE %I IS %L", r.cfg.Database, rec.String()); err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("recording the restore: %w", err))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("committing the swap: %w", err))
+	}
+	if previous != "" {
+		if err := r.dropDatabase(ctx, previous); err != nil {
+			// The new database is in place; the old one only takes space.
+			r.log.Error(err, "could not drop the replaced database; drop it by hand", "previous", previous)
+		} else {
+			r.log.Info("replaced database dropped", "previous", previous)
+		}
+	}
+	return nil
+}
