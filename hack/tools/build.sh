@@ -2,10 +2,10 @@
 # Builds the test servers from source through the Go module proxy and caches them in an
 # ignored folder, rebuilding only when a tools module's go.mod/go.sum changes.
 #
-#   hack/tools/build.sh [gcs|minio|kube|all]
+#   hack/tools/build.sh [gcs|minio|kube|manifests|all]
 #
 # Binaries land in ${SMARTBACKUP_TOOLS:-<repo>/.cache/tools}/bin:
-#   fake-gcs-server, minio, etcd, kube-apiserver, kube-controller-manager
+#   fake-gcs-server, minio, etcd, kube-apiserver, kube-controller-manager, helm, kustomize
 # (the last three form the KUBEBUILDER_ASSETS folder for controller-runtime's envtest).
 set -euo pipefail
 
@@ -43,15 +43,19 @@ what=${1:-all}
 case "$what" in
 gcs | all) build gcs "$here/gcs" github.com/fsouza/fake-gcs-server:fake-gcs-server ;;&
 minio | all) build minio "$here/minio" github.com/minio/minio:minio ;;&
+manifests | all)
+	build helm "$here/helm" helm.sh/helm/v3/cmd/helm:helm
+	build kustomize "$here/kustomize" sigs.k8s.io/kustomize/kustomize/v5:kustomize
+	;;&
 kube | all)
 	build kube "$here/kube" \
 		./etcd:etcd \
 		k8s.io/kubernetes/cmd/kube-apiserver:kube-apiserver \
 		k8s.io/kubernetes/cmd/kube-controller-manager:kube-controller-manager
 	;;
-gcs | minio) ;;
+gcs | minio | manifests) ;;
 *)
-	echo "usage: $0 [gcs|minio|kube|all]" >&2
+	echo "usage: $0 [gcs|minio|kube|manifests|all]" >&2
 	exit 2
 	;;
 esac
