@@ -2,22 +2,30 @@
 //
 //	cronbackup [backup]   the 21:00 dump of one database (see package backup)
 //	cronbackup sync       the 06:00 copy of the cluster volume to Rubrik (see package sync)
+//	cronbackup status URL per namespace, the latest backup's time, size and sha256 (manifests only)
 //
 // Configuration comes from the environment; the README lists it with the exit codes.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 	_ "time/tzdata" // BACKUP_TIMEZONE works in a minimal image
 
+	"github.com/go-logr/logr"
+
 	"github.com/smartbackup/smartbackup/cronbackup/backup"
+	"github.com/smartbackup/smartbackup/cronbackup/status"
 	"github.com/smartbackup/smartbackup/cronbackup/sync"
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 	"github.com/smartbackup/smartbackup/internal/logging"
+	"github.com/smartbackup/smartbackup/internal/storage"
 )
 
 func main() {
@@ -64,11 +72,37 @@ func run(ctx context.Context, args []string) int {
 		}
 		log.Info("sync complete", "copied", res.Copied, "skipped", res.Skipped, "bytes", res.Bytes, "pruned", res.Pruned)
 		return 0
+	case "status":
+		return runStatus(ctx, log, args[1:])
 	case "help", "-h", "--help":
-		fmt.Println("usage: cronbackup [backup|sync]; configuration from the environment, see README.md")
+		fmt.Println("usage: cronbackup [backup|sync|status [--json] STORAGE_URL]; configuration from the environment, see README.md")
 		return 0
 	default:
-		log.Error(fmt.Errorf("unknown command %q", cmd), "usage: cronbackup [backup|sync]")
+		log.Error(fmt.Errorf("unknown command %q", cmd), "usage: cronbackup [backup|sync|status]")
 		return backup.ExitConfig
 	}
+}
+
+func runStatus(ctx context.Context, log logr.Logger, args []string) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print one JSON object per namespace")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		log.Error(errors.New("usage: cronbackup status [--json] STORAGE_URL"), "configuration error")
+		return backup.ExitConfig
+	}
+	st, err := storage.Open(ctx, fs.Arg(0))
+	if err != nil {
+		log.Error(err, "configuration error")
+		return backup.ExitConfig
+	}
+	defer st.Close()
+	rows, err := status.Collect(ctx, st)
+	if err != nil {
+		log.Error(err, "status failed")
+		return backup.ExitStorage
+	}
+	if err := status.Print(os.Stdout, rows, *asJSON, time.Now()); err != nil {
+		return backup.ExitUnexpected
+	}
+	return 0
 }
