@@ -29,6 +29,10 @@ test: tools ## Run every test against real servers (installs them first)
 test-short: ## Run the tests that need no server
 	$(GO) test -count=1 -short ./...
 
+.PHONY: bench
+bench: tools ## Measure backup, restore, init fast path and admission against their baselines (~1 h; see test/bench)
+	$(GO) test -tags bench -run TestBenchmarks -count=1 -timeout 4h -v ./test/bench | grep -v '^=== \|^--- \|^\s*bench_test' 
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	@for pkg in $$($(GO) list ./...); do \

@@ -26,9 +26,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/klauspost/pgzip"
 
 	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/gzipx"
 	"github.com/smartbackup/smartbackup/internal/layout"
 	"github.com/smartbackup/smartbackup/internal/pg"
 	"github.com/smartbackup/smartbackup/internal/progress"
@@ -182,11 +182,8 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	hash := sha256.New()
 	written := progress.NewCounter()
 	raw := progress.NewCounter()
-	gz, err := pgzip.NewWriterLevel(io.MultiWriter(pw, hash, written), r.cfg.GzipLevel)
+	gz, err := gzipx.NewWriter(io.MultiWriter(pw, hash, written), r.cfg.GzipLevel, r.cfg.GzipThreads)
 	if err != nil {
-		return layout.Manifest{}, exitcode.Wrap(ExitConfig, err)
-	}
-	if err := gz.SetConcurrency(1<<20, r.cfg.GzipThreads); err != nil {
 		return layout.Manifest{}, exitcode.Wrap(ExitConfig, err)
 	}
 	pctx, stopProgress := context.WithCancel(ctx)
@@ -240,6 +237,7 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 		Namespace:      r.cfg.Namespace,
 		Object:         key,
 		Size:           written.Bytes(),
+		ArchiveSize:    raw.Bytes(),
 		SHA256:         hex.EncodeToString(hash.Sum(nil)),
 		Database:       r.cfg.Database,
 		Encoding:       server.encoding,

@@ -39,7 +39,8 @@ type Config struct {
 	Timezone string `envconfig:"BACKUP_TIMEZONE" default:"America/Sao_Paulo"`
 	// DumpCompression is pg_dump's -Z inside the archive (the page uses 6).
 	DumpCompression int `envconfig:"DUMP_COMPRESSION" default:"6"`
-	// GzipLevel is the outer gzip layer's level.
+	// GzipLevel is the outer gzip layer's level: 1-9, 0 to store, -2 for Huffman
+	// coding only (what suits an archive compressed inside, DUMP_COMPRESSION > 0).
 	GzipLevel int `envconfig:"GZIP_LEVEL" default:"6"`
 	// GzipThreads compress the outer layer in parallel (default: the CPUs available).
 	GzipThreads int `envconfig:"GZIP_THREADS"`
@@ -80,7 +81,7 @@ func (c *Config) validate() error {
 		{c.KeepDaily < 1, "BACKUP_KEEP_DAILY must be at least 1"},
 		{c.KeepWeekly < 0 || c.KeepMonthly < 0, "BACKUP_KEEP_WEEKLY and BACKUP_KEEP_MONTHLY must not be negative"},
 		{c.DumpCompression < 0 || c.DumpCompression > 9, "DUMP_COMPRESSION must be 0-9"},
-		{c.GzipLevel < 1 || c.GzipLevel > 9, "GZIP_LEVEL must be 1-9"},
+		{c.GzipLevel < -2 || c.GzipLevel > 9 || c.GzipLevel == -1, "GZIP_LEVEL must be 0-9, or -2 for Huffman coding only"},
 		{c.WaitTimeout <= 0, "DATABASE_WAIT_TIMEOUT must be positive"},
 		{c.ProgressInterval <= 0, "PROGRESS_INTERVAL must be positive"},
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,9 @@ type Config struct {
 	RequestSource string `envconfig:"RESTORE_REQUEST_SOURCE" default:"production"`
 	// ScratchDir, when set, spools the archive so pg_restore runs with Jobs workers.
 	ScratchDir string `envconfig:"RESTORE_SCRATCH_DIR"`
+	// ScratchMax is the scratch volume's size limit (a Kubernetes quantity such as
+	// 20Gi); archives that would not fit are streamed.
+	ScratchMax Size `envconfig:"RESTORE_SCRATCH_MAX"`
 	// Jobs is pg_restore -j for a spooled archive (default: the CPUs available).
 	Jobs int `envconfig:"RESTORE_JOBS"`
 	// MaskingSQL is a SQL file run in the restored database before the swap.
@@ -156,4 +160,35 @@ func (c *Config) validate() error {
 
 func (c Config) admin(db string) pg.Conn {
 	return pg.Conn{Host: c.Endpoint, Port: c.Port, User: c.AdminUser, Password: c.AdminPassword, Database: db, AppName: "smartbackup-initrestore"}
+}
+
+// Size is a byte count read from a Kubernetes-style quantity: 1048576, 512Mi, 20Gi, 1T.
+type Size int64
+
+// Decode implements envconfig.Decoder.
+func (s *Size) Decode(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = Size(n)
+	return nil
+}
+
+var sizeRE = regexp.MustCompile(`^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$`)
+
+func parseSize(v string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(v))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size such as 20Gi or 500M", v)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	mult := map[string]int64{"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}[m[2]]
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return n * mult, nil
 }

@@ -123,14 +123,55 @@ func (r *run) readHeader(ctx context.Context, ref backupRef) (pg.ArchiveHeader, 
 // directory and restored with parallel workers when one is configured (falling back
 // to streaming when it fills up), streamed into a single pg_restore otherwise.
 func (r *run) load(ctx context.Context, client pg.Client, ref backupRef) error {
-	if r.cfg.ScratchDir != "" {
+	var archive int64
+	if ref.manifest != nil {
+		archive = ref.manifest.ArchiveSize
+	}
+	spool, why := SpoolDecision(r.cfg.ScratchDir, archive, freeBytes(r.cfg.ScratchDir), int64(r.cfg.ScratchMax))
+	r.log.Info("restore mode chosen", "spooled", spool, "why", why, "jobs", r.cfg.Jobs)
+	if spool {
 		err := r.loadSpooled(ctx, client, ref)
 		if !errors.Is(err, errNoSpace) {
 			return err
 		}
-		r.log.Info("scratch directory too small for the archive; restoring from the stream instead", "scratchDir", r.cfg.ScratchDir)
+		r.log.Info("scratch directory filled up; restoring from the stream instead", "scratchDir", r.cfg.ScratchDir)
 	}
 	return r.loadStreamed(ctx, client, ref)
+}
+
+// spoolMargin is room kept free beside a spooled archive (the TOC list, pg_restore's
+// temporary files).
+const spoolMargin = 64 << 20
+
+// SpoolDecision says whether to spool the archive to the scratch directory (and
+// restore with parallel workers) or to stream it. Spooling needs the archive's size,
+// which manifests record: exceeding an emptyDir's sizeLimit gets the pod evicted, so
+// an archive of unknown size is never spooled.
+func SpoolDecision(scratchDir string, archiveSize, free, limit int64) (bool, string) {
+	need := archiveSize + spoolMargin
+	switch {
+	case scratchDir == "":
+		return false, "no RESTORE_SCRATCH_DIR"
+	case archiveSize <= 0:
+		return false, "archive size unknown (no manifest, or one without archiveSize)"
+	case limit > 0 && need > limit:
+		return false, fmt.Sprintf("archive of %d MiB exceeds RESTORE_SCRATCH_MAX", archiveSize>>20)
+	case free >= 0 && need > free:
+		return false, fmt.Sprintf("archive of %d MiB exceeds the %d MiB free in RESTORE_SCRATCH_DIR", archiveSize>>20, free>>20)
+	}
+	return true, fmt.Sprintf("archive of %d MiB fits the scratch directory", archiveSize>>20)
+}
+
+// freeBytes is the space available in dir, or -1 when unknown.
+func freeBytes(dir string) int64 {
+	if dir == "" {
+		return -1
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return -1
+	}
+	return int64(st.Bavail) * st.Bsize
 }
 
 var errNoSpace = errors.New("scratch directory full")

@@ -331,6 +331,10 @@ func TestRestoresMissingDatabase(t *testing.T) {
 					t.Fatalf("the log carries a password")
 				}
 			}
+			wantSpool := tc.spooled && tc.writer == "cronbackup" // a shell-pipeline backup has no manifest: size unknown
+			if !strings.Contains(logs, fmt.Sprintf(`"msg":"restore mode chosen","database":%q,"spooled":%v`, tg.db, wantSpool)) {
+				t.Errorf("the restore was not spooled=%v", wantSpool)
+			}
 			if !strings.Contains(logs, `"restore complete"`) || !strings.Contains(logs, `"download progress"`) && !strings.Contains(logs, `"download complete"`) {
 				t.Errorf("the log lacks the audit or progress lines")
 			}
@@ -872,5 +876,45 @@ func FuzzParseRecord(f *testing.F) {
 func TestLockKeyIsStable(t *testing.T) {
 	if restore.LockKey("cliente_erp") != restore.LockKey("cliente_erp") || restore.LockKey("a") == restore.LockKey("b") {
 		t.Fatal("lock keys must be a stable function of the database name")
+	}
+}
+
+func TestSpoolDecision(t *testing.T) {
+	const mib = 1 << 20
+	tests := map[string]struct {
+		dir                string
+		archive, free, max int64
+		want               bool
+	}{
+		"no scratch directory":               {"", 100 * mib, 1 << 40, 0, false},
+		"an archive of unknown size":         {"/scratch", 0, 1 << 40, 0, false},
+		"an archive that fits":               {"/scratch", 100 * mib, 1 << 40, 20 << 30, true},
+		"an archive beyond the volume limit": {"/scratch", 20 << 30, 1 << 40, 20 << 30, false},
+		"an archive beyond the free space":   {"/scratch", 100 * mib, 120 * mib, 0, false},
+		"free space unknown, within limit":   {"/scratch", 100 * mib, -1, 20 << 30, true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, why := restore.SpoolDecision(tc.dir, tc.archive, tc.free, tc.max)
+			if got != tc.want || why == "" {
+				t.Fatalf("SpoolDecision = %v (%s), want %v", got, why, tc.want)
+			}
+		})
+	}
+}
+
+func TestScratchMaxParses(t *testing.T) {
+	tests := map[string]int64{"20Gi": 20 << 30, "512Mi": 512 << 20, "1000": 1000, "2G": 2e9}
+	for in, want := range tests {
+		var s restore.Size
+		if err := s.Decode(in); err != nil || int64(s) != want {
+			t.Errorf("Decode(%q) = %d, %v; want %d", in, s, err, want)
+		}
+	}
+	for _, bad := range []string{"", "20GB", "-1", "1.5Gi", "99999999999999Ti"} {
+		var s restore.Size
+		if err := s.Decode(bad); err == nil {
+			t.Errorf("Decode(%q) accepted", bad)
+		}
 	}
 }

@@ -56,6 +56,10 @@ const (
 	// EnvRestoreScratchDir, when set, is where the archive is spooled so pg_restore can
 	// run in parallel.
 	EnvRestoreScratchDir = "RESTORE_SCRATCH_DIR"
+	// EnvRestoreScratchMax is the size limit of the scratch volume (e.g. 20Gi): an
+	// archive that would not fit is streamed instead of spooled, since exceeding an
+	// emptyDir's sizeLimit gets the pod evicted rather than a "disk full" error.
+	EnvRestoreScratchMax = "RESTORE_SCRATCH_MAX"
 	// EnvRestoreJobs is pg_restore -j when spooled (default: the CPUs available).
 	EnvRestoreJobs = "RESTORE_JOBS"
 	// EnvRestoreMaskingSQL is a SQL file run in the restored database before it is

@@ -29,8 +29,9 @@ const (
 	AnnotationDatabaseEndpoint = "smartbackup.io/database-endpoint"
 	// AnnotationDatabasePort is the PostgreSQL port (DATABASE_PORT, default 5432).
 	AnnotationDatabasePort = "smartbackup.io/database-port"
-	// AnnotationDatabaseName is the database (DATABASE_NAME; the binaries default to
-	// the user name, as the operations page's dump command does).
+	// AnnotationDatabaseName is the database dbaccess uses (DATABASE_NAME): an
+	// identifier of at most 40 characters. Required: the restore creates exactly this
+	// database and the backup dumps it.
 	AnnotationDatabaseName = "smartbackup.io/database-name"
 	// AnnotationDatabaseCodepage is the encoding (DATABASE_CODEPAGE; default from the
 	// operator's configuration, WIN1252).
@@ -57,6 +58,12 @@ const (
 	// AnnotationRestoreRequestSource is production (default) or own
 	// (RESTORE_REQUEST_SOURCE): which latest backup a forced restore uses.
 	AnnotationRestoreRequestSource = "smartbackup.io/restore-request-source"
+	// AnnotationMaskingConfigMap names the ConfigMap in the namespace whose key
+	// masking.sql is run on a restored database before it is swapped in
+	// (RESTORE_MASKING_SQL). Internal-dev namespaces always get it (default
+	// smartbackup-masking; the pod does not start without it); other environments only
+	// when this annotation is set. Restrict who may edit that ConfigMap.
+	AnnotationMaskingConfigMap = "smartbackup.io/masking-configmap"
 	// AnnotationBackupSchedule overrides the nightly CronJob's schedule for one
 	// namespace (a five-field cron expression in the CronJob's time zone).
 	AnnotationBackupSchedule = "smartbackup.io/backup-schedule"
@@ -97,4 +104,11 @@ const (
 	DefaultDatabaseSecret = "smartbackup-database"
 	// ScratchDir is where the init container spools the archive (RESTORE_SCRATCH_DIR).
 	ScratchDir = "/scratch"
+	// DefaultMaskingConfigMap is the ConfigMap read when AnnotationMaskingConfigMap is
+	// absent from an internal-dev namespace.
+	DefaultMaskingConfigMap = "smartbackup-masking"
+	// MaskingKey is the ConfigMap key holding the masking SQL.
+	MaskingKey = "masking.sql"
+	// MaskingDir is where the masking ConfigMap is mounted in the init container.
+	MaskingDir = "/etc/smartbackup/masking"
 )

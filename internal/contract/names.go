@@ -12,7 +12,7 @@ var Names = []string{
 	EnvDatabaseExtensions, EnvDatabaseWaitTimeout,
 	EnvBackupStorageURL, EnvNamespace, EnvPodName, EnvEnvironment,
 	EnvRestoreSourceNamespace, EnvRestoreOnMissingBackup, EnvRestoreRequestID, EnvRestoreRequestSource,
-	EnvRestoreScratchDir, EnvRestoreJobs, EnvRestoreMaskingSQL,
+	EnvRestoreScratchDir, EnvRestoreScratchMax, EnvRestoreJobs, EnvRestoreMaskingSQL,
 	EnvBackupKeepDaily, EnvBackupKeepWeekly, EnvBackupKeepMonthly, EnvDumpCompression, EnvGzipLevel,
 	EnvSyncTargetURL, EnvSyncSourceURL, EnvSyncKeepDaily, EnvBackupTimezone, EnvGzipThreads,
 	EnvClientRoot, EnvProgressInterval, EnvLogVerbosity,

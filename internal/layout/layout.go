@@ -100,6 +100,9 @@ type Manifest struct {
 	Object string `json:"object"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// ArchiveSize is the size of the archive inside the gzip layer: what a restore
+	// that spools it needs on disk.
+	ArchiveSize int64 `json:"archiveSize,omitempty"`
 	// Database and Encoding are the dumped database and its server encoding.
 	Database string `json:"database"`
 	Encoding string `json:"encoding"`

@@ -1,0 +1,192 @@
+// Package gzipx is a parallel gzip writer built on the standard library's deflate, in
+// the manner of pigz: the input is cut into blocks compressed on several cores, each
+// primed with the last 32 KiB of the block before it (so matches cross block
+// boundaries and the ratio stays that of one stream), ended with a sync flush, and
+// written in order as one gzip member that any gunzip reads.
+//
+// Why not klauspost/pgzip: its deflate trades ratio for speed at every level (its level
+// 6 is 9 % larger than zlib's on our dumps), and the backup must stay within 2 % of the
+// operations page's size. The standard library's level 6 is within 2 %.
+package gzipx
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"sync"
+)
+
+// DefaultBlockSize is the input per block: large enough that the per-block flush costs
+// nothing, small enough that workers×2 blocks in flight stay a few MiB.
+const DefaultBlockSize = 1 << 20
+
+const dictSize = 32 << 10
+
+// Writer compresses in parallel. It is not safe for concurrent use.
+type Writer struct {
+	w         io.Writer
+	level     int
+	blockSize int
+
+	buf  []byte
+	dict []byte
+	crc  uint32
+	size uint32
+
+	jobs    chan *job
+	pending chan *job
+	emitted chan struct{}
+	workers sync.WaitGroup
+
+	mu     sync.Mutex
+	err    error
+	closed bool
+}
+
+type job struct {
+	in, dict []byte
+	last     bool
+	out      bytes.Buffer
+	done     chan struct{}
+}
+
+// NewWriter returns a writer compressing at level (flate.HuffmanOnly, 0 to 9) with
+// `workers` goroutines.
+func NewWriter(w io.Writer, level, workers int) (*Writer, error) {
+	if level < flate.HuffmanOnly || level > flate.BestCompression {
+		return nil, errors.New("gzipx: invalid compression level")
+	}
+	workers = max(workers, 1)
+	z := &Writer{
+		w: w, level: level, blockSize: DefaultBlockSize,
+		jobs: make(chan *job), pending: make(chan *job, workers*2), emitted: make(chan struct{}),
+	}
+	for range workers {
+		z.workers.Add(1)
+		go z.work()
+	}
+	go z.emit()
+	return z, nil
+}
+
+func (z *Writer) fail(err error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.err == nil {
+		z.err = err
+	}
+}
+
+func (z *Writer) failed() error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.err
+}
+
+func (z *Writer) work() {
+	defer z.workers.Done()
+	for j := range z.jobs {
+		var fw *flate.Writer
+		var err error
+		if len(j.dict) > 0 && z.level > 0 {
+			fw, err = flate.NewWriterDict(&j.out, z.level, j.dict)
+		} else {
+			fw, err = flate.NewWriter(&j.out, z.level)
+		}
+		if err == nil {
+			_, err = fw.Write(j.in)
+		}
+		if err == nil {
+			if j.last {
+				err = fw.Close()
+			} else {
+				err = fw.Flush() // byte-aligned, ends with an empty stored block
+			}
+		}
+		if err != nil {
+			z.fail(err)
+		}
+		close(j.done)
+	}
+}
+
+// emit writes the header, then each block's output in order.
+func (z *Writer) emit() {
+	defer close(z.emitted)
+	header := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+	if _, err := z.w.Write(header); err != nil {
+		z.fail(err)
+	}
+	for j := range z.pending {
+		<-j.done
+		if z.failed() == nil {
+			if _, err := z.w.Write(j.out.Bytes()); err != nil {
+				z.fail(err)
+			}
+		}
+	}
+}
+
+// Write buffers p and hands full blocks to the workers.
+func (z *Writer) Write(p []byte) (int, error) {
+	if z.closed {
+		return 0, errors.New("gzipx: write after close")
+	}
+	n := len(p)
+	z.crc = crc32.Update(z.crc, crc32.IEEETable, p)
+	z.size += uint32(n)
+	for len(p) > 0 {
+		if err := z.failed(); err != nil {
+			return 0, err
+		}
+		if z.buf == nil {
+			z.buf = make([]byte, 0, z.blockSize)
+		}
+		k := min(len(p), z.blockSize-len(z.buf))
+		z.buf = append(z.buf, p[:k]...)
+		p = p[k:]
+		if len(z.buf) == z.blockSize {
+			z.dispatch(false)
+		}
+	}
+	return n, z.failed()
+}
+
+func (z *Writer) dispatch(last bool) {
+	j := &job{in: z.buf, dict: z.dict, last: last, done: make(chan struct{})}
+	if len(z.buf) >= dictSize {
+		z.dict = z.buf[len(z.buf)-dictSize:]
+	} else {
+		z.dict = append(append([]byte(nil), z.dict...), z.buf...)
+		if len(z.dict) > dictSize {
+			z.dict = z.dict[len(z.dict)-dictSize:]
+		}
+	}
+	z.buf = nil
+	z.pending <- j // waits when workers×2 blocks are in flight
+	z.jobs <- j
+}
+
+// Close compresses what is buffered, writes the trailer, and waits for all output.
+func (z *Writer) Close() error {
+	if z.closed {
+		return z.failed()
+	}
+	z.closed = true
+	z.dispatch(true)
+	close(z.jobs)
+	close(z.pending)
+	z.workers.Wait()
+	<-z.emitted
+	if err := z.failed(); err != nil {
+		return err
+	}
+	var trailer [8]byte
+	binary.LittleEndian.PutUint32(trailer[:4], z.crc)
+	binary.LittleEndian.PutUint32(trailer[4:], z.size)
+	_, err := z.w.Write(trailer[:])
+	return err
+}

@@ -1,0 +1,297 @@
+//go:build bench
+
+// Package bench measures smartbackup against the baselines it must beat, on one
+// machine in one run: `make bench` (not part of `make test`). It prints one line per
+// metric as `name: ours=… baseline=… ratio=…` and a Markdown table, also written to
+// test/bench/results.md.
+//
+// Knobs (environment): SMARTBACKUP_BENCH_CUSTOMERS (fixture scale, default 700000 ≈ 1 GB
+// on disk), SMARTBACKUP_BENCH_LARGE (scale of the memory check's second database,
+// default 4× that, ≈ 4 GB; 0 skips it), SMARTBACKUP_BENCH_RUNS (timed repetitions,
+// default 3; medians are reported).
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smartbackup/smartbackup/internal/layout"
+	"github.com/smartbackup/smartbackup/internal/pg"
+	"github.com/smartbackup/smartbackup/internal/storage"
+	"github.com/smartbackup/smartbackup/test/fixture"
+	"github.com/smartbackup/smartbackup/test/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+		return n
+	}
+	return def
+}
+
+// sample is one measured run of a command.
+type sample struct {
+	wall   time.Duration
+	cpu    time.Duration // user+system of the process and its reaped children
+	maxRSS int64         // bytes, the largest single process of the run
+	size   int64         // output bytes, when there is an output
+}
+
+// runCmd runs a command and measures it with wait4's rusage (which covers the
+// children it reaped: pg_dump under cronbackup, the pipeline under bash).
+func runCmd(t *testing.T, env []string, name string, args ...string) sample {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	wall := time.Since(start)
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, tail(out))
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return sample{wall: wall, cpu: cpu, maxRSS: ru.Maxrss << 10}
+}
+
+func tail(b []byte) string {
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// median of each field independently.
+func median(ss []sample) sample {
+	pick := func(f func(sample) float64) float64 {
+		v := make([]float64, len(ss))
+		for i, s := range ss {
+			v[i] = f(s)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return sample{
+		wall:   time.Duration(pick(func(s sample) float64 { return float64(s.wall) })),
+		cpu:    time.Duration(pick(func(s sample) float64 { return float64(s.cpu) })),
+		maxRSS: int64(pick(func(s sample) float64 { return float64(s.maxRSS) })),
+		size:   int64(pick(func(s sample) float64 { return float64(s.size) })),
+	}
+}
+
+// report collects the lines and the table.
+type report struct {
+	lines []string
+	rows  [][]string
+}
+
+func (r *report) metric(name string, ours, baseline float64, unit string, goal string) {
+	ratio := ours / baseline
+	line := fmt.Sprintf("%s: ours=%s baseline=%s ratio=%.2f", name, fmtUnit(ours, unit), fmtUnit(baseline, unit), ratio)
+	fmt.Println(line)
+	r.lines = append(r.lines, line)
+	r.rows = append(r.rows, []string{name, fmtUnit(ours, unit), fmtUnit(baseline, unit), fmt.Sprintf("%.2f", ratio), goal})
+}
+
+func (r *report) value(name string, ours float64, unit, goal string) {
+	line := fmt.Sprintf("%s: ours=%s", name, fmtUnit(ours, unit))
+	fmt.Println(line)
+	r.lines = append(r.lines, line)
+	r.rows = append(r.rows, []string{name, fmtUnit(ours, unit), "", "", goal})
+}
+
+func fmtUnit(v float64, unit string) string {
+	switch unit {
+	case "s":
+		return fmt.Sprintf("%.2fs", v)
+	case "ms":
+		return fmt.Sprintf("%.1fms", v)
+	case "MiB":
+		return fmt.Sprintf("%.1fMiB", v)
+	case "B":
+		return fmt.Sprintf("%.0fB", v)
+	}
+	return fmt.Sprintf("%g%s", v, unit)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	b.WriteString("| metric | ours | baseline | ratio | goal |\n|---|---|---|---|---|\n")
+	for _, row := range r.rows {
+		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+	}
+	return b.String()
+}
+
+// bench is the shared set-up of one run.
+type bench struct {
+	t          *testing.T
+	pg         *testenv.Postgres
+	src        *fixture.Source
+	s3         *testenv.S3
+	cronbackup string
+	initres    string
+	runs       int
+	rep        *report
+}
+
+func TestBenchmarks(t *testing.T) {
+	customers := envInt("SMARTBACKUP_BENCH_CUSTOMERS", 700_000)
+	large := envInt("SMARTBACKUP_BENCH_LARGE", 4*customers)
+	b := &bench{t: t, runs: max(envInt("SMARTBACKUP_BENCH_RUNS", 3), 1), rep: &report{}}
+	b.pg = testenv.StartPostgres(t, 12)
+	b.s3 = testenv.StartS3(t)
+	b.cronbackup = testenv.Build(t, "cronbackup")
+	b.initres = testenv.Build(t, "initrestore")
+	start := time.Now()
+	b.src = fixture.NewSource(t, 12, "bench_erp", fixture.Size{Customers: customers})
+	var dbBytes int64
+	_ = b.pg.Connect(t, "postgres").QueryRow(t.Context(), "SELECT pg_database_size($1)", b.src.Database).Scan(&dbBytes)
+	fmt.Printf("bench: fixture of %d customers, %d MiB on disk, generated in %s (PostgreSQL %d, %d runs each)\n",
+		customers, dbBytes>>20, time.Since(start).Round(time.Second), b.pg.Major, b.runs)
+
+	objects := b.backups()
+	b.restores(objects)
+	b.fastPath(objects)
+	if large > 0 {
+		b.memory(large)
+	}
+
+	md := fmt.Sprintf("Fixture: %d customers (%d MiB on disk), PostgreSQL 12, MinIO on loopback, %d runs each (medians), %s.\n\n%s",
+		customers, dbBytes>>20, b.runs, time.Now().UTC().Format("2006-01-02"), b.rep.markdown())
+	fmt.Println()
+	fmt.Print(md)
+	if err := os.WriteFile(filepath.Join(testenv.RepoRoot(), "test", "bench", "results.md"), []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backupEnv is cronbackup's environment for the bench database into bucket.
+func (b *bench) backupEnv(src *fixture.Source, bucket string, extra ...string) []string {
+	return append(append(os.Environ(),
+		"DATABASE_ENDPOINT="+src.PG.Host, "DATABASE_PORT="+strconv.Itoa(src.PG.Port), "DATABASE_USER="+src.User,
+		"DATABASE_PASSWORD="+src.Password, "DATABASE_CODEPAGE=WIN1252", "BACKUP_STORAGE_URL="+bucket,
+		"NAMESPACE=bench-prod", "BACKUP_KEEP_DAILY=30", "PROGRESS_INTERVAL=1h"), extra...)
+}
+
+// latestSize is the size of the backup a run promoted.
+func (b *bench) latestSize(bucket string) int64 {
+	st := b.store(bucket)
+	defer st.Close()
+	info, err := st.Stat(b.t.Context(), layout.LatestKey("bench-prod"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return info.Size
+}
+
+func (b *bench) store(url string) storage.Store {
+	st, err := storage.Open(context.Background(), url)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return st
+}
+
+// variant is one way to make the .dump.gz.
+type variant struct {
+	name string
+	env  []string
+}
+
+var variants = []variant{
+	{"cronbackup (page's -Z6 inside, parallel gzip -6 outside)", []string{"DUMP_COMPRESSION=6", "GZIP_LEVEL=6"}},
+	{"cronbackup (-Z0 inside, parallel gzip -6 outside)", []string{"DUMP_COMPRESSION=0", "GZIP_LEVEL=6"}},
+	{"cronbackup (-Z0 inside, parallel gzip -5 outside)", []string{"DUMP_COMPRESSION=0", "GZIP_LEVEL=5"}},
+}
+
+// backups measures the page's pipeline and each cronbackup variant; it returns a
+// bucket URL per variant holding its latest backup, for the restore benchmarks.
+func (b *bench) backups() map[string]string {
+	t := b.t
+	dump, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", b.pg.Major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Baseline: the operations page's literal pipeline to a file, then an upload of
+	// that file to the same S3 server with the same client library.
+	var base []sample
+	baseBucket := b.s3.NewBucket(t)
+	for range b.runs {
+		out := filepath.Join(t.TempDir(), "database_latest.dump.gz")
+		s := runCmd(t, append(os.Environ(), "PATH="+filepath.Dir(dump.Path)+":"+os.Getenv("PATH"),
+			"user="+b.src.User, "pass="+strings.ReplaceAll(b.src.Password, "ç", "%C3%A7"),
+			"DATABASE_ENDPOINT="+b.pg.Host, "DATABASE_PORT="+strconv.Itoa(b.pg.Port), "DATABASE_CODEPAGE=WIN1252", "OUT="+out),
+			"bash", "-o", "pipefail", "-c",
+			`pg_dump postgres://$user:$pass@$DATABASE_ENDPOINT:$DATABASE_PORT/$user -Fc -Z6 --no-owner --no-acl --verbose --encoding $DATABASE_CODEPAGE | gzip > "$OUT"`)
+		up := b.upload(baseBucket, out)
+		s.wall += up.wall
+		s.cpu += up.cpu
+		s.size = up.size
+		base = append(base, s)
+	}
+	bm := median(base)
+	fmt.Printf("bench: baseline backup wall=%s cpu=%s size=%d\n", bm.wall.Round(time.Millisecond), bm.cpu.Round(time.Millisecond), bm.size)
+
+	buckets := map[string]string{}
+	for i, v := range variants {
+		bucket := b.s3.NewBucket(t)
+		var ss []sample
+		for range b.runs {
+			s, _ := runSampled(t, b.backupEnv(b.src, bucket, v.env...), b.cronbackup, "backup")
+			s.size = b.latestSize(bucket)
+			ss = append(ss, s)
+			time.Sleep(1100 * time.Millisecond) // one backup per second: names are timestamps
+		}
+		m := median(ss)
+		prefix := fmt.Sprintf("backup[%s]", v.name)
+		b.rep.metric(prefix+" wall", m.wall.Seconds(), bm.wall.Seconds(), "s", goalIf(i > 0, "≤ 0.50"))
+		b.rep.metric(prefix+" cpu", m.cpu.Seconds(), bm.cpu.Seconds(), "s", "")
+		b.rep.metric(prefix+" size", float64(m.size), float64(bm.size), "B", goalIf(i > 0, "≤ 1.02"))
+		b.rep.value(prefix+" peak RSS (cronbackup)", float64(m.maxRSS)/(1<<20), "MiB", "≤ 128")
+		buckets[v.name] = bucket
+	}
+	buckets["baseline"] = baseBucket
+	return buckets
+}
+
+func goalIf(ok bool, g string) string {
+	if ok {
+		return g
+	}
+	return ""
+}
+
+// upload puts a file into bucket as bench-prod/database_latest.dump.gz and measures it
+// (wall and this process's CPU).
+func (b *bench) upload(bucket, path string) sample {
+	st := b.store(bucket)
+	defer st.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer f.Close()
+	var before, after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	start := time.Now()
+	info, err := st.Put(b.t.Context(), layout.LatestKey("bench-prod"), f, storage.PutOptions{})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	wall := time.Since(start)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano() - before.Utime.Nano() + after.Stime.Nano() - before.Stime.Nano())
+	return sample{wall: wall, cpu: cpu, size: info.Size}
+}
