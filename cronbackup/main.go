@@ -29,6 +29,7 @@ import (
 )
 
 func main() {
+	logging.LimitMemory()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	code := run(ctx, os.Args[1:])
 	stop()

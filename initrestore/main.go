@@ -17,6 +17,7 @@ import (
 )
 
 func main() {
+	logging.LimitMemory()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	code := run(ctx)
 	stop()

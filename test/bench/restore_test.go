@@ -83,7 +83,7 @@ func (b *bench) restores(buckets map[string]string) {
 			start := time.Now()
 			b.download(obj.bucket, dl)
 			dlWall := time.Since(start)
-			s := runCmd(t, b.pg.Env(db), "bash", "-o", "pipefail", "-c",
+			s := runCmd(t, append(b.pg.Env(db), "DB="+db), "bash", "-o", "pipefail", "-c",
 				`psql -q -d postgres -c "CREATE DATABASE $DB ENCODING 'WIN1252' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'" && gunzip -c "$1" | "$2" --no-owner --no-acl --exit-on-error -j1 -d "$DB"`,
 				"_", dl, restoreBin.Path)
 			s.wall += dlWall

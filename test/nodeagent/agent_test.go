@@ -30,7 +30,7 @@ func TestAgentRunsDeploymentsAndJobs(t *testing.T) {
 	ctx := t.Context()
 	agent := &nodeagent.Agent{Client: cs, NodeName: "test-node-a", Dir: t.TempDir(), Log: testr.New(t),
 		Backoff: 200 * time.Millisecond,
-		Images: map[string]nodeagent.Image{"busybox": {Path: "/bin/sh"}}}
+		Images:  map[string]nodeagent.Image{"busybox": {Path: "/bin/sh"}}}
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { _ = agent.Run(actx); close(done) }()

@@ -19,7 +19,7 @@ const ControllerManagers = "deployment-controller,replicaset-controller,job-cont
 
 var (
 	kcmOnce sync.Once
-	kcmErr  = fmt.Errorf("an earlier start failed")
+	kcmErr  error
 )
 
 // StartControllerManager runs a real kube-controller-manager (built from the same
@@ -29,6 +29,7 @@ func StartControllerManager(tb testing.TB, k *Kube) {
 	tb.Helper()
 	bin := Tool(tb, "kube-controller-manager")
 	kcmOnce.Do(func() {
+		kcmErr = fmt.Errorf("an earlier start failed")
 		dir := scratchDir(tb, "kcm")
 		p := startProcess(tb, filepath.Join(dir, "kube-controller-manager.log"), nil, nil, bin,
 			"--kubeconfig="+k.KubeConfigPath,
@@ -67,4 +68,3 @@ func StartControllerManager(tb testing.TB, k *Kube) {
 		tb.Fatalf("kube-controller-manager: %v", kcmErr)
 	}
 }
-

@@ -35,16 +35,17 @@ type S3 struct {
 var (
 	gcsOnce sync.Once
 	gcsInst *GCS
-	gcsErr  = fmt.Errorf("an earlier start failed")
+	gcsErr  error
 	s3Once  sync.Once
 	s3Inst  *S3
-	s3Err   = fmt.Errorf("an earlier start failed")
+	s3Err   error
 )
 
 // StartGCS returns the process-wide GCS emulator, starting it on first use.
 func StartGCS(tb testing.TB) *GCS {
 	tb.Helper()
 	gcsOnce.Do(func() {
+		gcsErr = fmt.Errorf("an earlier start failed")
 		bin := Tool(tb, "fake-gcs-server")
 		dir := scratchDir(tb, "gcs")
 		port := FreePort(tb)
@@ -89,6 +90,7 @@ func (g *GCS) URL(bucket string) string {
 func StartS3(tb testing.TB) *S3 {
 	tb.Helper()
 	s3Once.Do(func() {
+		s3Err = fmt.Errorf("an earlier start failed")
 		bin := Tool(tb, "minio")
 		dir := scratchDir(tb, "minio")
 		port, console := FreePort(tb), FreePort(tb)

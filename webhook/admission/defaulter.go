@@ -1,0 +1,162 @@
+// Package admission is the webhook's HTTP side: a controller-runtime typed defaulter for
+// Pods that runs inject's pipeline (look up namespaces, decide, check the restore
+// source, apply), records an Event when it denies a pod, and counts every outcome; and
+// the one definition of the MutatingWebhookConfiguration that routes dbaccess pods to it.
+//
+// The framework decodes the AdmissionReview, deep-copies the pod, diffs the defaulted pod
+// into a JSON patch and turns a returned error into a denial: no patch is built by hand.
+package admission
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	ctrladmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/smartbackup/smartbackup/webhook/config"
+	"github.com/smartbackup/smartbackup/webhook/inject"
+)
+
+// Event reasons recorded when a pod is denied.
+const (
+	// EventInjectionDenied: the namespace's settings are invalid.
+	EventInjectionDenied = "SmartbackupInjectionDenied"
+	// EventRestoreSourceDenied: the namespace may not restore from its source.
+	EventRestoreSourceDenied = "SmartbackupRestoreSourceDenied"
+)
+
+var admissions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "smartbackup_webhook_admissions_total",
+	Help: "Pod admission requests by outcome (skip, inject, deny, error) and reason.",
+}, []string{"action", "reason"})
+
+func init() { metrics.Registry.MustRegister(admissions) }
+
+// Defaulter injects dbaccess pods. It reads namespaces live from the apiserver rather
+// than from an informer cache: dbaccess pods are created rarely (a restart, a forced
+// restore), and a decision about whose backup to restore must not use labels an
+// administrator has just changed.
+type Defaulter struct {
+	Config *config.Config
+	// Reader gets namespaces (the manager's API reader: uncached).
+	Reader client.Reader
+	// Recorder records an Event when a pod is denied; nil records none.
+	Recorder events.EventRecorder
+}
+
+var _ ctrladmission.Defaulter[*corev1.Pod] = (*Defaulter)(nil)
+
+// NewWebhook is the admission webhook serving d at Path.
+func NewWebhook(scheme *runtime.Scheme, d *Defaulter) *ctrladmission.Webhook {
+	return ctrladmission.WithDefaulter[*corev1.Pod](scheme, d)
+}
+
+// Default implements admission.Defaulter: it mutates pod in place, or returns the
+// denial as an error.
+func (d *Defaulter) Default(ctx context.Context, pod *corev1.Pod) error {
+	log := logf.FromContext(ctx)
+	req, err := ctrladmission.RequestFromContext(ctx)
+	if err != nil {
+		return apierrors.NewBadRequest("smartbackup: no admission request in context")
+	}
+	if req.Operation != admissionv1.Create {
+		admissions.WithLabelValues(inject.Skip.String(), string(inject.ReasonNotCreate)).Inc()
+		log.V(1).Info("pod passed through", "reason", inject.ReasonNotCreate, "operation", req.Operation)
+		return nil
+	}
+	nsName := req.Namespace
+	if nsName == "" {
+		nsName = pod.Namespace
+	}
+
+	ns, err := d.lookup(ctx, nsName)
+	if err == nil && ns == nil {
+		err = fmt.Errorf("namespace %q of the pod does not exist", nsName)
+	}
+	if err != nil {
+		admissions.WithLabelValues("error", "namespace_lookup").Inc()
+		log.Error(err, "looking up the pod's namespace failed")
+		return apierrors.NewInternalError(fmt.Errorf("smartbackup: looking up namespace %q: %w", nsName, err))
+	}
+
+	dec, err := inject.Run(ctx, pod, *ns, d.lookup, d.Config)
+	if err != nil {
+		admissions.WithLabelValues("error", "namespace_lookup").Inc()
+		log.Error(err, "looking up the restore source failed")
+		return apierrors.NewInternalError(fmt.Errorf("smartbackup: %w", err))
+	}
+	admissions.WithLabelValues(dec.Action.String(), string(dec.Reason)).Inc()
+
+	switch dec.Action {
+	case inject.Skip:
+		log.V(1).Info("pod passed through", "reason", dec.Reason)
+		return nil
+	case inject.Deny:
+		log.Info("pod denied", "reason", dec.Reason, "message", dec.Message)
+		if req.DryRun == nil || !*req.DryRun {
+			d.recordDenial(pod, nsName, dec)
+		}
+		return fmt.Errorf("smartbackup: %s (%s)", dec.Message, dec.Reason)
+	}
+	s := dec.Settings
+	log.Info("pod injected", "reason", dec.Reason, "product", s.Product, "environment", s.Environment,
+		"restoreSource", s.RestoreSource, "storage", s.StorageURL, "secret", s.SecretName,
+		"restoreRequest", s.RequestID, "status", inject.Status(s, d.Config))
+	return nil
+}
+
+// lookup is inject.Lookup over the API reader: nil when the namespace does not exist.
+func (d *Defaulter) lookup(ctx context.Context, name string) (*inject.Namespace, error) {
+	var ns corev1.Namespace
+	if err := d.Reader.Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("getting namespace %q: %w", name, err)
+	}
+	return &inject.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations}, nil
+}
+
+// recordDenial records a Warning Event on the pod's controller (a StatefulSet's or a
+// ReplicaSet's pods are denied over and over; `kubectl describe` of the owner shows why)
+// or, for a bare pod, on its namespace. The pod itself does not exist to carry it.
+func (d *Defaulter) recordDenial(pod *corev1.Pod, namespace string, dec inject.Decision) {
+	if d.Recorder == nil {
+		return
+	}
+	reason := EventInjectionDenied
+	switch dec.Reason {
+	case inject.ReasonSourceNotFound, inject.ReasonSourceNotEnabled, inject.ReasonSourceNotProduction,
+		inject.ReasonSourceOtherCustomer, inject.ReasonSourceOtherProduct, inject.ReasonProductionForeignSource,
+		inject.ReasonMissingRestoreSource, inject.ReasonInvalidRestoreSource:
+		reason = EventRestoreSourceDenied
+	}
+	d.Recorder.Eventf(EventTarget(pod, namespace), nil, corev1.EventTypeWarning, reason, "Inject", "%s", dec.Message)
+}
+
+// EventTarget is what a denial's Event is about: the pod's controller, else its
+// namespace. A Namespace is cluster-scoped, but its reference is given the namespace
+// itself as namespace so the Event is stored there, where `kubectl get events -n NS`
+// shows it, instead of in default.
+func EventTarget(pod *corev1.Pod, namespace string) runtime.Object {
+	if owner := metav1.GetControllerOf(pod); owner != nil {
+		return &metav1.PartialObjectMetadata{
+			TypeMeta:   metav1.TypeMeta{APIVersion: owner.APIVersion, Kind: owner.Kind},
+			ObjectMeta: metav1.ObjectMeta{Name: owner.Name, Namespace: namespace, UID: owner.UID},
+		}
+	}
+	return &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: namespace, Namespace: namespace},
+	}
+}

@@ -1,0 +1,174 @@
+// Package app assembles the webhook: one controller-runtime manager running the pod
+// admission webhook (every replica), the CronJob reconciler (the leader), the
+// self-managed certificate keeper when configured (every replica), health and
+// readiness probes and the metrics endpoint. main only loads the configuration and
+// calls Run; the tests call New and Run against a real apiserver.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/smartbackup/smartbackup/internal/contract"
+	"github.com/smartbackup/smartbackup/webhook/admission"
+	"github.com/smartbackup/smartbackup/webhook/certs"
+	"github.com/smartbackup/smartbackup/webhook/config"
+	"github.com/smartbackup/smartbackup/webhook/cronjobs"
+)
+
+// Name is the component name: the event reporter, the leader-election lease and the
+// logger's name.
+const Name = "smartbackup-webhook"
+
+// Options are knobs for tests; main passes the zero value.
+type Options struct {
+	// SkipNameValidation allows several managers in one process (tests).
+	SkipNameValidation bool
+}
+
+// Webhook is an assembled, not yet started, webhook.
+type Webhook struct {
+	Manager manager.Manager
+	// Certs is the self-managed certificate keeper, nil in cert-manager mode.
+	Certs  *certs.Manager
+	config *config.Config
+}
+
+// New assembles the manager and registers everything on it.
+func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        logf.Log.WithName(Name),
+		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		HealthProbeBindAddress:        cfg.HealthAddr,
+		LeaderElection:                cfg.LeaderElection,
+		LeaderElectionID:              Name,
+		LeaderElectionNamespace:       cfg.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: &opts.SkipNameValidation},
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port:    cfg.WebhookPort,
+			CertDir: cfg.CertDir,
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+				// HTTP/2 off (Rapid Reset: CVE-2023-44487, CVE-2023-39325); the
+				// apiserver falls back to HTTP/1.1.
+				c.NextProtos = []string{"http/1.1"}
+				c.MinVersion = tls.VersionTLS12
+			}},
+		}),
+		Cache: cache.Options{
+			// Only what the reconciler reads is cached: namespaces (small) and the
+			// CronJobs the webhook manages; never Secrets or Pods.
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&batchv1.CronJob{}: {Label: labels.SelectorFromSet(labels.Set{contract.LabelManagedBy: contract.ManagedBy})},
+			},
+		},
+		Client: client.Options{Cache: &client.CacheOptions{
+			DisableFor: []client.Object{&corev1.Secret{}, &admissionregistrationv1.MutatingWebhookConfiguration{}},
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	recorder := mgr.GetEventRecorder(Name)
+
+	mgr.GetWebhookServer().Register(admission.Path, admission.NewWebhook(scheme, &admission.Defaulter{
+		Config: cfg, Reader: mgr.GetAPIReader(), Recorder: recorder,
+	}))
+	if err := (&cronjobs.Reconciler{Client: mgr.GetClient(), Config: cfg, Recorder: recorder}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("registering the CronJob reconciler: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding the health check: %w", err)
+	}
+	// Ready once the webhook server answers TLS handshakes, i.e. has its certificate.
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, fmt.Errorf("adding the readiness check: %w", err)
+	}
+
+	w := &Webhook{Manager: mgr, config: cfg}
+	if cfg.TLSMode == config.TLSSelf {
+		w.Certs = &certs.Manager{
+			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
+			Namespace: cfg.Namespace, SecretName: cfg.TLSSecretName, WebhookConfigName: cfg.WebhookConfigName,
+			CertDir: cfg.CertDir, Interval: cfg.TLSCheckInterval,
+			Policy: certs.Policy{
+				SANs:         append(certs.ServiceSANs(cfg.ServiceName, cfg.Namespace), cfg.TLSExtraSANs...),
+				CAValidity:   cfg.CAValidity,
+				CertValidity: cfg.CertValidity,
+			},
+		}
+		if err := mgr.Add(w.Certs); err != nil {
+			return nil, fmt.Errorf("adding the certificate keeper: %w", err)
+		}
+	}
+	return w, nil
+}
+
+// Run starts the webhook and blocks until ctx ends. In self-managed TLS mode the
+// certificate is in place before the server starts (it reads its files at start), and
+// the caBundle is patched as soon as the configuration exists.
+func (w *Webhook) Run(ctx context.Context) error {
+	log := logf.Log.WithName(Name)
+	if w.Certs != nil {
+		b, err := w.initialCertificate(ctx)
+		if err != nil {
+			return err
+		}
+		if err := w.Certs.EnsureCABundle(ctx, b.CABundle); err != nil {
+			// Not fatal: the configuration may be applied after the Deployment; the
+			// keeper retries at every check.
+			log.Error(err, "patching the caBundle failed; retrying at the next check")
+		}
+	}
+	log.Info("starting", "tlsMode", w.config.TLSMode, "webhookPort", w.config.WebhookPort,
+		"leaderElection", w.config.LeaderElection, "syncCronJob", w.config.SyncTargetURL != "")
+	if err := w.Manager.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	return nil
+}
+
+// initialCertificate retries for a minute: the apiserver may be briefly unreachable
+// when the pod starts.
+func (w *Webhook) initialCertificate(ctx context.Context) (certs.Bundle, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	delay := 500 * time.Millisecond
+	for {
+		b, err := w.Certs.EnsureCertificate(ctx)
+		if err == nil {
+			return b, nil
+		}
+		select {
+		case <-ctx.Done():
+			return certs.Bundle{}, fmt.Errorf("issuing the initial webhook certificate: %w", err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 8*time.Second)
+	}
+}

@@ -1,0 +1,161 @@
+// Package cronjobs keeps the backup CronJobs: the nightly backup in every enabled
+// namespace (the operations page's 21:00 dump) and, when configured, the 06:00 copy of
+// the SmartERP volume to Rubrik in the operator's namespace. The builders are pure;
+// the Reconciler applies them with server-side apply and removes a namespace's CronJob
+// when it opts out.
+package cronjobs
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/smartbackup/smartbackup/internal/contract"
+	"github.com/smartbackup/smartbackup/webhook/config"
+	"github.com/smartbackup/smartbackup/webhook/inject"
+)
+
+// Component label values.
+const (
+	ComponentBackup = "backup"
+	ComponentSync   = "sync"
+	// LabelComponent is the standard component label.
+	LabelComponent = "app.kubernetes.io/component"
+	// VolumeSyncTarget is the sync target's volume when SYNC_TARGET_URL is file://.
+	VolumeSyncTarget = "smartbackup-sync-target"
+)
+
+// Schedule is the namespace's backup schedule: its smartbackup.io/backup-schedule
+// annotation, else the operator's default. A malformed annotation is an error.
+func Schedule(ns inject.Namespace, cfg *config.Config) (string, error) {
+	v, ok := ns.Annotations[contract.AnnotationBackupSchedule]
+	if !ok {
+		return cfg.BackupSchedule, nil
+	}
+	if !config.ValidSchedule(v) {
+		return "", fmt.Errorf("namespace %q: annotation %s=%q is not a five-field cron expression", ns.Name, contract.AnnotationBackupSchedule, v)
+	}
+	return v, nil
+}
+
+// Backup is the nightly backup CronJob of the namespace s describes: `cronbackup backup`
+// with the same database settings and storage URL its dbaccess pods get.
+func Backup(s inject.Settings, schedule string, cfg *config.Config) *batchv1.CronJob {
+	labels := map[string]string{
+		contract.LabelManagedBy: contract.ManagedBy,
+		contract.LabelAppName:   "smartbackup",
+		LabelComponent:          ComponentBackup,
+		contract.LabelProduct:   s.Product,
+	}
+	env := inject.DatabaseEnv(s)
+	env = append(env, inject.SecretEnvVars(s.SecretName, contract.EnvDatabaseUser, contract.EnvDatabasePassword)...)
+	env = append(env,
+		corev1.EnvVar{Name: contract.EnvBackupStorageURL, Value: s.StorageURL},
+		inject.FieldEnv(contract.EnvNamespace, "metadata.namespace"),
+		// Retention sorts backups into days in the zone the CronJob runs in.
+		corev1.EnvVar{Name: contract.EnvBackupTimezone, Value: cfg.TimeZone},
+	)
+	var mounts []corev1.VolumeMount
+	var volumes []corev1.Volume
+	if s.StoragePath != "" {
+		// Only the namespace's own subdirectory of the shared volume, where its
+		// backups go.
+		mounts = append(mounts, corev1.VolumeMount{Name: inject.VolumeBackups, MountPath: path.Join(s.StoragePath, s.Namespace), SubPath: s.Namespace})
+		volumes = append(volumes, inject.BackupVolume(cfg))
+	}
+	return cronJob(contract.BackupCronJobName, s.Namespace, schedule, labels, "backup", env, mounts, volumes, cfg)
+}
+
+// Sync is the 06:00 CronJob that copies the SmartERP volume to SyncTargetURL, or nil
+// when no sync is configured.
+func Sync(cfg *config.Config) *batchv1.CronJob {
+	dir, err := config.StoragePath(cfg.StorageURLSmartERP)
+	if cfg.SyncTargetURL == "" || err != nil || dir == "" {
+		return nil
+	}
+	labels := map[string]string{
+		contract.LabelManagedBy: contract.ManagedBy,
+		contract.LabelAppName:   "smartbackup",
+		LabelComponent:          ComponentSync,
+		contract.LabelProduct:   contract.ProductSmartERP,
+	}
+	env := []corev1.EnvVar{
+		{Name: contract.EnvSyncSourceURL, Value: cfg.StorageURLSmartERP},
+		{Name: contract.EnvSyncTargetURL, Value: cfg.SyncTargetURL},
+		{Name: contract.EnvBackupTimezone, Value: cfg.TimeZone},
+		inject.FieldEnv(contract.EnvNamespace, "metadata.namespace"),
+	}
+	if cfg.SyncKeepDaily > 0 {
+		env = append(env, corev1.EnvVar{Name: contract.EnvSyncKeepDaily, Value: strconv.Itoa(cfg.SyncKeepDaily)})
+	}
+	// The whole volume, read-only: the sync copies every namespace's backups.
+	mounts := []corev1.VolumeMount{{Name: inject.VolumeBackups, MountPath: dir, ReadOnly: true}}
+	volumes := []corev1.Volume{inject.BackupVolume(cfg)}
+	if target, _ := config.StoragePath(cfg.SyncTargetURL); target != "" {
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSyncTarget, MountPath: target})
+		volumes = append(volumes, corev1.Volume{Name: VolumeSyncTarget, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: cfg.SyncTargetClaim},
+		}})
+	}
+	return cronJob(contract.SyncCronJobName, cfg.SyncNamespace, cfg.SyncSchedule, labels, "sync", env, mounts, volumes, cfg)
+}
+
+func cronJob(name, namespace, schedule string, labels map[string]string, command string, env []corev1.EnvVar,
+	mounts []corev1.VolumeMount, volumes []corev1.Volume, cfg *config.Config) *batchv1.CronJob {
+	tmp := cfg.TmpSize.Quantity
+	mounts = append([]corev1.VolumeMount{{Name: inject.VolumeTmp, MountPath: "/tmp"}}, mounts...)
+	volumes = append([]corev1.Volume{{Name: inject.VolumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &tmp}}}}, volumes...)
+	tz := cfg.TimeZone
+	return &batchv1.CronJob{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   schedule,
+			TimeZone:                   &tz,
+			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+			StartingDeadlineSeconds:    new(int64(cfg.StartingDeadline.Seconds())),
+			SuccessfulJobsHistoryLimit: new(cfg.SuccessfulJobsHistory),
+			FailedJobsHistoryLimit:     new(cfg.FailedJobsHistory),
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: batchv1.JobSpec{
+					ActiveDeadlineSeconds: new(int64(cfg.ActiveDeadline.Seconds())),
+					BackoffLimit:          new(cfg.BackoffLimit),
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: labels},
+						Spec: corev1.PodSpec{
+							RestartPolicy:      corev1.RestartPolicyNever,
+							ServiceAccountName: cfg.BackupServiceAccount,
+							// cronbackup never calls the Kubernetes API; cloud identities
+							// (Workload Identity, IRSA) do not need this token.
+							AutomountServiceAccountToken: new(false),
+							SecurityContext: &corev1.PodSecurityContext{
+								RunAsNonRoot:   new(true),
+								RunAsUser:      new(cfg.RunAsUser),
+								RunAsGroup:     new(cfg.RunAsGroup),
+								FSGroup:        new(cfg.RunAsGroup),
+								SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+							},
+							Containers: []corev1.Container{{
+								Name:                     command,
+								Image:                    cfg.CronBackupImage,
+								ImagePullPolicy:          cfg.ImagePullPolicy,
+								Args:                     []string{command},
+								Env:                      env,
+								Resources:                inject.Resources(cfg.BackupCPURequest, cfg.BackupMemoryRequest, cfg.BackupCPULimit, cfg.BackupMemoryLimit),
+								VolumeMounts:             mounts,
+								SecurityContext:          inject.SecurityContext(cfg),
+								TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+							}},
+							Volumes: volumes,
+						},
+					},
+				},
+			},
+		},
+	}
+}
