@@ -138,7 +138,6 @@ type run struct {
 	log   logr.Logger
 	admin *pgx.Conn
 	store storage.Store
-	major int
 }
 
 // State is what the server says about the target database.
