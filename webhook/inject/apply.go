@@ -207,13 +207,12 @@ func build(s Settings, cfg *config.Config) injection {
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		},
 		Volumes: volumes,
-		Env: []corev1.EnvVar{
-			value(contract.EnvDatabaseEndpoint, s.Endpoint),
-			value(contract.EnvDatabasePort, strconv.Itoa(s.Port)),
-			value(contract.EnvDatabaseCodepage, s.Codepage),
+		// The database's name too: one dbaccess Deployment serves every environment,
+		// each namespace saying which database is its own.
+		Env: append(DatabaseEnv(s),
 			value(contract.EnvBackupStorageURL, s.StorageURL),
 			FieldEnv(contract.EnvNamespace, "metadata.namespace"),
-		},
+		),
 	}
 }
 
