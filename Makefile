@@ -21,6 +21,15 @@ build: ## Build webhook, initrestore and cronbackup into bin/
 tools: ## Install the test servers (PostgreSQL 12/15, GCS and S3 emulators, etcd, kube-apiserver, kube-controller-manager)
 	hack/test-deps.sh
 
+.PHONY: demo
+demo: tools ## The user's story, narrated: label a namespace, deploy dbaccess, delete the pod (about a minute once tools are cached)
+	@mkdir -p .cache
+	@echo "demo: a test cluster (etcd, kube-apiserver, kube-controller-manager, a node agent), PostgreSQL 12 and a GCS emulator on this machine"
+	@SMARTBACKUP_DEMO=1 $(GO) test ./test/e2e -run TestUserStory -count=1 -v -timeout 20m 2>&1 | tee .cache/demo.log | sed -un 's/^DEMO //p'; \
+	  status=$${PIPESTATUS[0]}; \
+	  if [ $$status -ne 0 ]; then tail -40 .cache/demo.log; echo "demo failed; full log in .cache/demo.log"; exit $$status; fi; \
+	  echo; echo "demo: everything ran on this machine and is stopped and removed; full log in .cache/demo.log"
+
 .PHONY: test
 test: tools ## Run every test against real servers (installs them first)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...

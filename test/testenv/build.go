@@ -32,7 +32,7 @@ func Build(tb testing.TB, command string) string {
 		builtDir = d
 		onStop(func() { _ = os.RemoveAll(d) })
 	}
-	out := filepath.Join(builtDir, command)
+	out := filepath.Join(builtDir, filepath.Base(command))
 	cmd := exec.Command("go", "build", "-o", out, "./"+command)
 	cmd.Dir = RepoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
