@@ -8,12 +8,14 @@
 // Knobs (environment): SMARTBACKUP_BENCH_CUSTOMERS (fixture scale, default 700000 ≈ 1 GB
 // on disk), SMARTBACKUP_BENCH_LARGE (scale of the memory check's second database,
 // default 4× that, ≈ 4 GB; 0 skips it), SMARTBACKUP_BENCH_RUNS (timed repetitions,
-// default 3; medians are reported).
+// default 3; medians are reported), SMARTBACKUP_BENCH_PARTS (comma list of data,
+// memory, admission; default all: "data" is backup, restore and the init fast path).
 package bench
 
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +100,12 @@ type report struct {
 
 func (r *report) metric(name string, ours, baseline float64, unit string, goal string) {
 	ratio := ours / baseline
+	if baseline == 0 {
+		ratio = 0
+		if ours != 0 {
+			ratio = math.Inf(1)
+		}
+	}
 	line := fmt.Sprintf("%s: ours=%s baseline=%s ratio=%.2f", name, fmtUnit(ours, unit), fmtUnit(baseline, unit), ratio)
 	fmt.Println(line)
 	r.lines = append(r.lines, line)
@@ -150,22 +158,30 @@ func TestBenchmarks(t *testing.T) {
 	customers := envInt("SMARTBACKUP_BENCH_CUSTOMERS", 700_000)
 	large := envInt("SMARTBACKUP_BENCH_LARGE", 4*customers)
 	b := &bench{t: t, runs: max(envInt("SMARTBACKUP_BENCH_RUNS", 3), 1), rep: &report{}}
-	b.pg = testenv.StartPostgres(t, 12)
-	b.s3 = testenv.StartS3(t)
-	b.cronbackup = testenv.Build(t, "cronbackup")
-	b.initres = testenv.Build(t, "initrestore")
-	start := time.Now()
-	b.src = fixture.NewSource(t, 12, "bench_erp", fixture.Size{Customers: customers})
+	parts := os.Getenv("SMARTBACKUP_BENCH_PARTS")
+	want := func(p string) bool { return parts == "" || strings.Contains(","+parts+",", ","+p+",") }
 	var dbBytes int64
-	_ = b.pg.Connect(t, "postgres").QueryRow(t.Context(), "SELECT pg_database_size($1)", b.src.Database).Scan(&dbBytes)
-	fmt.Printf("bench: fixture of %d customers, %d MiB on disk, generated in %s (PostgreSQL %d, %d runs each)\n",
-		customers, dbBytes>>20, time.Since(start).Round(time.Second), b.pg.Major, b.runs)
-
-	objects := b.backups()
-	b.restores(objects)
-	b.fastPath(objects)
-	if large > 0 {
+	if want("data") || want("memory") {
+		b.pg = testenv.StartPostgres(t, 12)
+		b.s3 = testenv.StartS3(t)
+		b.cronbackup = testenv.Build(t, "cronbackup")
+		b.initres = testenv.Build(t, "initrestore")
+		start := time.Now()
+		b.src = fixture.NewSource(t, 12, "bench_erp", fixture.Size{Customers: customers})
+		_ = b.pg.Connect(t, "postgres").QueryRow(t.Context(), "SELECT pg_database_size($1)", b.src.Database).Scan(&dbBytes)
+		fmt.Printf("bench: fixture of %d customers, %d MiB on disk, generated in %s (PostgreSQL %d, %d runs each)\n",
+			customers, dbBytes>>20, time.Since(start).Round(time.Second), b.pg.Major, b.runs)
+	}
+	if want("data") {
+		objects := b.backups()
+		b.restores(objects)
+		b.fastPath(objects)
+	}
+	if want("memory") && large > 0 {
 		b.memory(large)
+	}
+	if want("admission") {
+		b.admission()
 	}
 
 	md := fmt.Sprintf("Fixture: %d customers (%d MiB on disk), PostgreSQL 12, MinIO on loopback, %d runs each (medians), %s.\n\n%s",

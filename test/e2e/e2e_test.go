@@ -13,25 +13,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -43,6 +38,7 @@ import (
 	"github.com/smartbackup/smartbackup/test/fixture"
 	"github.com/smartbackup/smartbackup/test/nodeagent"
 	"github.com/smartbackup/smartbackup/test/testenv"
+	"github.com/smartbackup/smartbackup/test/webhookproc"
 	"github.com/smartbackup/smartbackup/webhook/admission"
 )
 
@@ -229,7 +225,7 @@ func setUp(t *testing.T, s *story) *world {
 	s.evidence("production database cliente_erp: %s", w.prod.Summary)
 
 	bins := map[string]string{}
-	for _, c := range []string{"webhook", "initrestore", "cronbackup", "test/e2e/dbaccess-standin", "hack/force-restore"} {
+	for _, c := range []string{"initrestore", "cronbackup", "test/e2e/dbaccess-standin", "hack/force-restore"} {
 		bins[c] = testenv.Build(t, c)
 	}
 	w.forceBin = bins["hack/force-restore"]
@@ -244,69 +240,20 @@ func setUp(t *testing.T, s *story) *world {
 	go func() { _ = w.agent.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	w.startWebhook(bins["webhook"])
+	w.startWebhook()
 	return w
 }
 
-// startWebhook runs the webhook binary (self-managed TLS) and registers the chart's
-// MutatingWebhookConfiguration, pointed at it by URL: the test has no Service network.
-func (w *world) startWebhook(bin string) {
-	t := w.t
-	if _, err := w.cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "smartbackup"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	port, health := testenv.FreePort(t), testenv.FreePort(t)
-	out, err := exec.Command(testenv.Tool(t, "helm"), "template", "smartbackup", filepath.Join(testenv.RepoRoot(), "manifests/chart/smartbackup"),
-		"--namespace", "smartbackup", "--set", "tls.mode=self", "--show-only", "templates/mutatingwebhook.yaml").Output()
-	if err != nil {
-		t.Fatalf("rendering the webhook configuration: %v", err)
-	}
-	var obj map[string]any
-	if err := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096).Decode(&obj); err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{Object: obj}
-	hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
-	hook := hooks[0].(map[string]any)
-	hook["clientConfig"] = map[string]any{"url": fmt.Sprintf("https://127.0.0.1:%d%s", port, admission.Path)}
-	_ = unstructured.SetNestedSlice(u.Object, hooks, "webhooks")
-	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, mwc); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(t.Context(), mwc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(),
-		"KUBECONFIG="+w.kube.KubeConfigPath,
-		"SMARTBACKUP_INITRESTORE_IMAGE="+images+"initrestore:e2e",
-		"SMARTBACKUP_CRONBACKUP_IMAGE="+images+"cronbackup:e2e",
-		"SMARTBACKUP_STORAGE_URL_SISTEMICO="+w.bucket,
-		"SMARTBACKUP_NAMESPACE=smartbackup",
-		"SMARTBACKUP_TLS_MODE=self",
-		"SMARTBACKUP_TLS_EXTRA_SANS=127.0.0.1",
-		"SMARTBACKUP_WEBHOOK_CONFIG_NAME="+mwc.Name,
-		"SMARTBACKUP_CERT_DIR="+t.TempDir(),
-		"SMARTBACKUP_WEBHOOK_PORT="+strconv.Itoa(port),
-		"SMARTBACKUP_METRICS_ADDR=0",
-		fmt.Sprintf("SMARTBACKUP_HEALTH_ADDR=127.0.0.1:%d", health),
-	)
-	logf, err := os.Create(filepath.Join(t.TempDir(), "webhook.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _, _ = cmd.Process.Wait(); _ = logf.Close() })
-	w.eventually("the webhook to serve with its caBundle registered", func() bool {
-		cur, err := w.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(t.Context(), mwc.Name, metav1.GetOptions{})
-		return err == nil && len(cur.Webhooks[0].ClientConfig.CABundle) > 0 && httpOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", health))
+// startWebhook runs the webhook as its own process, registered through the chart's
+// webhook configuration.
+func (w *world) startWebhook() {
+	wh := webhookproc.Start(w.t, w.kube, map[string]string{
+		"SMARTBACKUP_INITRESTORE_IMAGE":     images + "initrestore:e2e",
+		"SMARTBACKUP_CRONBACKUP_IMAGE":      images + "cronbackup:e2e",
+		"SMARTBACKUP_STORAGE_URL_SISTEMICO": w.bucket,
+		"SMARTBACKUP_METRICS_ADDR":          "0",
 	})
-	w.s.evidence("webhook serving TLS on 127.0.0.1:%d, caBundle patched into %s", port, mwc.Name)
+	w.s.evidence("webhook serving TLS on 127.0.0.1:%d, caBundle patched into %s", wh.Port, wh.ConfigName)
 }
 
 // namespace creates a labelled and annotated namespace and its database Secret.
@@ -573,13 +520,4 @@ func deref[T any](p *T) (v T) {
 		v = *p
 	}
 	return v
-}
-
-func httpOK(url string) bool {
-	resp, err := http.Get(url)
-	if err != nil {
-		return false
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
