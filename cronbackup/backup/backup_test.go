@@ -155,17 +155,7 @@ func TestShellPipelineInterchangeable(t *testing.T) {
 	}
 	ours := filepath.Join(dir, filepath.FromSlash(res.Manifest.Object))
 	theirs := filepath.Join(t.TempDir(), "database_latest.dump.gz")
-	client, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", 12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The page's command, literally (with the client directory on PATH).
-	script := `pg_dump postgres://$user:$pass@$DATABASE_ENDPOINT:$DATABASE_PORT/$user -Fc -Z6 --no-owner --no-acl --verbose --encoding $DATABASE_CODEPAGE | gzip > "$OUT"`
-	cmd := exec.Command("bash", "-o", "pipefail", "-c", script)
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(client.Path)+":"+os.Getenv("PATH"),
-		"user="+src.User, "pass="+strings.ReplaceAll(src.Password, "ç", "%C3%A7"), "DATABASE_ENDPOINT="+src.PG.Host,
-		"DATABASE_PORT="+strconv.Itoa(src.PG.Port), "DATABASE_CODEPAGE=WIN1252", "OUT="+theirs)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := src.PageCommand(t, theirs).CombinedOutput(); err != nil {
 		t.Fatalf("the page's pipeline: %v\n%s", err, out)
 	}
 	if a, b := tocOf(t, ours), tocOf(t, theirs); !cmp.Equal(a, b) {

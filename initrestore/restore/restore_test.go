@@ -29,7 +29,6 @@ import (
 	"github.com/smartbackup/smartbackup/internal/contract"
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 	"github.com/smartbackup/smartbackup/internal/layout"
-	"github.com/smartbackup/smartbackup/internal/pg"
 	"github.com/smartbackup/smartbackup/internal/storage"
 	"github.com/smartbackup/smartbackup/test/fixture"
 	"github.com/smartbackup/smartbackup/test/testenv"
@@ -75,17 +74,8 @@ func writeCronbackup(t *testing.T, src *fixture.Source, storeURL, ns string) lay
 // pipeline, and uploads it without a manifest, as the old process did.
 func writeShell(t *testing.T, src *fixture.Source, storeURL, ns string) {
 	t.Helper()
-	client, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", src.PG.Major)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(t.TempDir(), "dump.gz")
-	cmd := exec.Command("bash", "-o", "pipefail", "-c",
-		`pg_dump postgres://$user:$pass@$DATABASE_ENDPOINT:$DATABASE_PORT/$user -Fc -Z6 --no-owner --no-acl --verbose --encoding $DATABASE_CODEPAGE | gzip > "$OUT"`)
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(client.Path)+":"+os.Getenv("PATH"), "user="+src.User,
-		"pass="+strings.ReplaceAll(src.Password, "ç", "%C3%A7"), "DATABASE_ENDPOINT="+src.PG.Host,
-		"DATABASE_PORT="+strconv.Itoa(src.PG.Port), "DATABASE_CODEPAGE=WIN1252", "OUT="+out)
-	if b, err := cmd.CombinedOutput(); err != nil {
+	if b, err := src.PageCommand(t, out).CombinedOutput(); err != nil {
 		t.Fatalf("the page's pipeline: %v\n%s", err, b)
 	}
 	f, err := os.Open(out)

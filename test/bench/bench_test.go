@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/smartbackup/smartbackup/internal/layout"
-	"github.com/smartbackup/smartbackup/internal/pg"
 	"github.com/smartbackup/smartbackup/internal/storage"
 	"github.com/smartbackup/smartbackup/test/fixture"
 	"github.com/smartbackup/smartbackup/test/testenv"
@@ -236,21 +235,14 @@ var variants = []variant{
 // bucket URL per variant holding its latest backup, for the restore benchmarks.
 func (b *bench) backups() map[string]string {
 	t := b.t
-	dump, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", b.pg.Major)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Baseline: the operations page's literal pipeline to a file, then an upload of
 	// that file to the same S3 server with the same client library.
 	var base []sample
 	baseBucket := b.s3.NewBucket(t)
 	for range b.runs {
 		out := filepath.Join(t.TempDir(), "database_latest.dump.gz")
-		s := runCmd(t, append(os.Environ(), "PATH="+filepath.Dir(dump.Path)+":"+os.Getenv("PATH"),
-			"user="+b.src.User, "pass="+strings.ReplaceAll(b.src.Password, "ç", "%C3%A7"),
-			"DATABASE_ENDPOINT="+b.pg.Host, "DATABASE_PORT="+strconv.Itoa(b.pg.Port), "DATABASE_CODEPAGE=WIN1252", "OUT="+out),
-			"bash", "-o", "pipefail", "-c",
-			`pg_dump postgres://$user:$pass@$DATABASE_ENDPOINT:$DATABASE_PORT/$user -Fc -Z6 --no-owner --no-acl --verbose --encoding $DATABASE_CODEPAGE | gzip > "$OUT"`)
+		page := b.src.PageCommand(t, out)
+		s := runCmd(t, page.Env, page.Path, page.Args[1:]...)
 		up := b.upload(baseBucket, out)
 		s.wall += up.wall
 		s.cpu += up.cpu
