@@ -182,7 +182,7 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	hash := sha256.New()
 	written := progress.NewCounter()
 	raw := progress.NewCounter()
-	gz, err := gzipx.NewWriter(io.MultiWriter(pw, hash, written), r.cfg.GzipLevel, r.cfg.GzipThreads)
+	gz, err := gzipx.NewWriter(io.MultiWriter(pw, hash, written), int(r.cfg.GzipLevel), r.cfg.GzipThreads)
 	if err != nil {
 		return layout.Manifest{}, exitcode.Wrap(ExitConfig, err)
 	}
@@ -241,7 +241,7 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 		SHA256:         hex.EncodeToString(hash.Sum(nil)),
 		Database:       r.cfg.Database,
 		Encoding:       server.encoding,
-		Format:         fmt.Sprintf("pg_dump -Fc -Z%d --encoding %s | gzip -%d", r.cfg.DumpCompression, r.cfg.Codepage, r.cfg.GzipLevel),
+		Format:         fmt.Sprintf("pg_dump -Fc -Z%d --encoding %s | gzip (level %d)", r.cfg.DumpCompression, r.cfg.Codepage, r.cfg.GzipLevel),
 		ServerVersion:  server.version,
 		DumpVersion:    hdr.DumpVersion,
 		StartedAt:      started,

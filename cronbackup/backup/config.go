@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -37,11 +38,14 @@ type Config struct {
 	KeepMonthly int `envconfig:"BACKUP_KEEP_MONTHLY" default:"0"`
 	// Timezone decides which day, week and month a backup belongs to.
 	Timezone string `envconfig:"BACKUP_TIMEZONE" default:"America/Sao_Paulo"`
-	// DumpCompression is pg_dump's -Z inside the archive (the page uses 6).
-	DumpCompression int `envconfig:"DUMP_COMPRESSION" default:"6"`
+	// DumpCompression is pg_dump's -Z inside the archive. The page uses 6, which leaves
+	// the whole compression to pg_dump's one thread; 0 moves it to the gzip layer,
+	// which compresses on every core (see the README's benchmark).
+	DumpCompression int `envconfig:"DUMP_COMPRESSION" default:"0"`
 	// GzipLevel is the outer gzip layer's level: 1-9, 0 to store, -2 for Huffman
-	// coding only (what suits an archive compressed inside, DUMP_COMPRESSION > 0).
-	GzipLevel int `envconfig:"GZIP_LEVEL" default:"6"`
+	// coding only; "auto" is 6 over an uncompressed archive and Huffman coding only
+	// over a compressed one (deflating deflated data again gains nothing).
+	GzipLevel GzipLevel `envconfig:"GZIP_LEVEL" default:"auto"`
 	// GzipThreads compress the outer layer in parallel (default: the CPUs available).
 	GzipThreads int `envconfig:"GZIP_THREADS"`
 	// WaitTimeout bounds the wait for the database.
@@ -68,6 +72,12 @@ func (c *Config) validate() error {
 	if c.Database == "" {
 		c.Database = c.User
 	}
+	if c.GzipLevel == gzipAuto {
+		c.GzipLevel = 6
+		if c.DumpCompression > 0 {
+			c.GzipLevel = -2 // flate.HuffmanOnly
+		}
+	}
 	if c.GzipThreads <= 0 {
 		c.GzipThreads = runtime.GOMAXPROCS(0)
 	}
@@ -81,7 +91,7 @@ func (c *Config) validate() error {
 		{c.KeepDaily < 1, "BACKUP_KEEP_DAILY must be at least 1"},
 		{c.KeepWeekly < 0 || c.KeepMonthly < 0, "BACKUP_KEEP_WEEKLY and BACKUP_KEEP_MONTHLY must not be negative"},
 		{c.DumpCompression < 0 || c.DumpCompression > 9, "DUMP_COMPRESSION must be 0-9"},
-		{c.GzipLevel < -2 || c.GzipLevel > 9 || c.GzipLevel == -1, "GZIP_LEVEL must be 0-9, or -2 for Huffman coding only"},
+		{c.GzipLevel < -2 || c.GzipLevel > 9 || c.GzipLevel == -1, "GZIP_LEVEL must be auto, 0-9, or -2 for Huffman coding only"},
 		{c.WaitTimeout <= 0, "DATABASE_WAIT_TIMEOUT must be positive"},
 		{c.ProgressInterval <= 0, "PROGRESS_INTERVAL must be positive"},
 	}
@@ -102,4 +112,23 @@ func (c *Config) validate() error {
 // conn is the dump's connection.
 func (c Config) conn() pg.Conn {
 	return pg.Conn{Host: c.Endpoint, Port: c.Port, User: c.User, Password: c.Password, Database: c.Database, AppName: "smartbackup-cronbackup"}
+}
+
+// GzipLevel is GZIP_LEVEL: a number, or auto.
+type GzipLevel int
+
+const gzipAuto GzipLevel = -100
+
+// Decode implements envconfig.Decoder.
+func (l *GzipLevel) Decode(v string) error {
+	if v == "auto" {
+		*l = gzipAuto
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is neither auto nor a number", v)
+	}
+	*l = GzipLevel(n)
+	return nil
 }

@@ -19,9 +19,11 @@ import (
 	"sync"
 )
 
-// DefaultBlockSize is the input per block: large enough that the per-block flush costs
-// nothing, small enough that workers×2 blocks in flight stay a few MiB.
-const DefaultBlockSize = 1 << 20
+// DefaultBlockSize is the input per block: large enough that the per-block flush and
+// the deflate state each block allocates (about 1 MiB at levels 2-9: the standard
+// library cannot re-prime a writer with a new dictionary) cost little, small enough
+// that workers×2 blocks in flight stay a few MiB.
+const DefaultBlockSize = 4 << 20
 
 const dictSize = 32 << 10
 
@@ -31,10 +33,11 @@ type Writer struct {
 	level     int
 	blockSize int
 
-	buf  []byte
-	dict []byte
-	crc  uint32
-	size uint32
+	buf    []byte
+	dict   []byte
+	prevIn []byte
+	crc    uint32
+	size   uint32
 
 	jobs    chan *job
 	pending chan *job
@@ -44,13 +47,18 @@ type Writer struct {
 	mu     sync.Mutex
 	err    error
 	closed bool
+
+	// bufs recycles block buffers once their block is written.
+	bufs sync.Pool
 }
 
 type job struct {
 	in, dict []byte
-	last     bool
-	out      bytes.Buffer
-	done     chan struct{}
+	// prev is the input of the block before, free once this one is written.
+	prev []byte
+	last bool
+	out  bytes.Buffer
+	done chan struct{}
 }
 
 // NewWriter returns a writer compressing at level (flate.HuffmanOnly, 0 to 9) with
@@ -127,6 +135,11 @@ func (z *Writer) emit() {
 				z.fail(err)
 			}
 		}
+		// The next block's dictionary may still point into this block's input: only
+		// the block before the last emitted is free to reuse.
+		if j.prev != nil {
+			z.bufs.Put(j.prev[:0])
+		}
 	}
 }
 
@@ -143,7 +156,11 @@ func (z *Writer) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if z.buf == nil {
-			z.buf = make([]byte, 0, z.blockSize)
+			if b, ok := z.bufs.Get().([]byte); ok && cap(b) >= z.blockSize {
+				z.buf = b
+			} else {
+				z.buf = make([]byte, 0, z.blockSize)
+			}
 		}
 		k := min(len(p), z.blockSize-len(z.buf))
 		z.buf = append(z.buf, p[:k]...)
@@ -156,7 +173,9 @@ func (z *Writer) Write(p []byte) (int, error) {
 }
 
 func (z *Writer) dispatch(last bool) {
-	j := &job{in: z.buf, dict: z.dict, last: last, done: make(chan struct{})}
+	j := &job{in: z.buf, dict: z.dict, prev: z.prevIn, last: last, done: make(chan struct{})}
+	j.out.Grow(len(z.buf)/2 + 1024)
+	z.prevIn = z.buf
 	if len(z.buf) >= dictSize {
 		z.dict = z.buf[len(z.buf)-dictSize:]
 	} else {

@@ -61,7 +61,7 @@ func (b *bench) restores(buckets map[string]string) {
 	}
 	// Physical reference: pg_restore -j2 of a local, uncompressed archive.
 	local := filepath.Join(t.TempDir(), "reference.dump")
-	b.gunzipObject(buckets[variants[1].name], local)
+	b.gunzipObject(buckets[variants[0].name], local)
 	var ref []sample
 	for i := range b.runs {
 		db := fmt.Sprintf("bench_ref_%d", i)
@@ -73,7 +73,7 @@ func (b *bench) restores(buckets map[string]string) {
 
 	for _, obj := range []struct{ label, bucket string }{
 		{"page's object", buckets["baseline"]},
-		{"-Z0 object", buckets[variants[1].name]},
+		{"default object (-Z0 inside)", buckets[variants[0].name]},
 	} {
 		// Naive: download, gunzip, pg_restore -j1.
 		var naive []sample
