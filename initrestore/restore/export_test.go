@@ -2,6 +2,7 @@ package restore
 
 // Knobs for tests of this package.
 var (
-	RetryDelay = &retryDelay
-	LockKey    = lockKey
+	RetryDelay        = &retryDelay
+	LockKey           = lockKey
+	MissingExtensions = missingExtensions
 )

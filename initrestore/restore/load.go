@@ -24,11 +24,6 @@ import (
 	"github.com/smartbackup/smartbackup/internal/progress"
 )
 
-// restoreSessionOptions speed up the restore's sessions: the database is private to us
-// until the swap (a crash means a redo, so commits need not wait for the disk), and
-// index builds, most of a restore, get memory.
-const restoreSessionOptions = "-c synchronous_commit=off -c maintenance_work_mem=256MB -c jit=off"
-
 // restore prepares the temporary database, loads the backup into it, verifies it, and
 // swaps it in.
 func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) (Record, error) {
@@ -192,11 +187,31 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 	if err != nil {
 		return err
 	}
+	r.index(f.Name())
 	list, err := r.toc(ctx, client, f.Name(), nil)
 	if err != nil {
 		return err
 	}
 	return r.pgRestore(ctx, client, list, f.Name(), nil, r.cfg.Jobs)
+}
+
+// index writes the data offsets pg_dump could not write into a piped archive, so the
+// parallel pg_restore seeks to each table instead of scanning (measured: -j2 from an
+// indexed archive 7.4 s, from the same archive unindexed 11.5 s, streamed 11.2 s).
+// A failure only costs speed.
+func (r *run) index(path string) {
+	start := time.Now()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err == nil {
+		var n int
+		n, err = pg.IndexArchive(f)
+		_ = f.Close()
+		if err == nil {
+			r.log.Info("archive indexed for a parallel restore", "entries", n, "duration", time.Since(start).Round(time.Millisecond).String())
+			return
+		}
+	}
+	r.log.Info("archive not indexed; pg_restore will scan it", "error", err.Error())
 }
 
 func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef) error {
@@ -354,6 +369,9 @@ func (r *run) toc(ctx context.Context, client pg.Client, archive string, stream 
 	if err != nil {
 		return "", exitcode.Wrap(ExitVerify, fmt.Errorf("listing the archive: %w", pg.ExitError("pg_restore --list", err)))
 	}
+	if missing := missingExtensions(string(out), r.cfg.Extensions); len(missing) > 0 {
+		return "", exitcode.Wrapf(ExitRestore, "the backup uses extensions %v that DATABASE_EXTENSIONS does not list (annotation smartbackup.io/database-extensions); the application role cannot create them", missing)
+	}
 	list, dropped := FilterTOC(string(out))
 	if dropped > 0 {
 		r.log.Info("archive entries skipped (they need the extension's owner; extensions come from DATABASE_EXTENSIONS)", "entries", dropped)
@@ -393,6 +411,24 @@ func FilterTOC(list string) (string, int) {
 	return b.String(), dropped
 }
 
+// missingExtensions lists the extensions an archive creates that are not in allowed
+// (plpgsql is always there).
+func missingExtensions(list string, allowed []string) []string {
+	ok := map[string]bool{"plpgsql": true}
+	for _, e := range allowed {
+		ok[e] = true
+	}
+	var missing []string
+	for _, line := range strings.Split(list, "\n") {
+		// "2; 3079 16385 EXTENSION - pg_trgm "
+		f := strings.Fields(line)
+		if len(f) >= 6 && !strings.HasPrefix(line, ";") && f[3] == "EXTENSION" && f[4] == "-" && !ok[f[5]] {
+			missing = append(missing, f[5])
+		}
+	}
+	return missing
+}
+
 // RestoreArgs are pg_restore's arguments: no owners or grants from the dump, objects
 // created by the application role, stop at the first error. The database is a plain
 // name (validated: it cannot be read as a connection string); host, user and password
@@ -412,7 +448,6 @@ func (r *run) pgRestore(ctx context.Context, client pg.Client, list, archive str
 	defer os.Remove(list)
 	conn := r.cfg.admin(r.cfg.Database + tempSuffix)
 	cmd := pg.CommandContext(ctx, client, conn, RestoreArgs(conn.Database, r.cfg.User, list, archive, jobs)...)
-	cmd.Env = append(cmd.Env, "PGOPTIONS="+restoreSessionOptions)
 	cmd.Stdin = stdin
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -325,6 +325,9 @@ func TestRestoresMissingDatabase(t *testing.T) {
 			if !strings.Contains(logs, fmt.Sprintf(`"msg":"restore mode chosen","database":%q,"spooled":%v`, tg.db, wantSpool)) {
 				t.Errorf("the restore was not spooled=%v", wantSpool)
 			}
+			if wantSpool && !strings.Contains(logs, `"archive indexed for a parallel restore"`) {
+				t.Errorf("the spooled archive was not indexed")
+			}
 			if !strings.Contains(logs, `"restore complete"`) || !strings.Contains(logs, `"download progress"`) && !strings.Contains(logs, `"download complete"`) {
 				t.Errorf("the log lacks the audit or progress lines")
 			}
@@ -911,5 +914,37 @@ func TestScratchMaxParses(t *testing.T) {
 		if err := s.Decode(bad); err == nil {
 			t.Errorf("Decode(%q) accepted", bad)
 		}
+	}
+}
+
+func TestMissingExtensions(t *testing.T) {
+	list := `;
+; Archive created at 2026-11-24
+2; 3079 16385 EXTENSION - pg_trgm 
+3; 3079 16386 EXTENSION - unaccent 
+4; 3079 16387 EXTENSION - plpgsql 
+215; 1259 16397 TABLE public clientes erp
+`
+	if got := restore.MissingExtensions(list, []string{"pg_trgm"}); !cmp.Equal(got, []string{"unaccent"}) {
+		t.Errorf("missing = %v, want [unaccent]", got)
+	}
+	if got := restore.MissingExtensions(list, []string{"pg_trgm", "unaccent"}); len(got) != 0 {
+		t.Errorf("missing = %v, want none", got)
+	}
+}
+
+// TestUndeclaredExtensionFailsClearly: a backup that needs an extension the namespace
+// does not declare fails with a message naming it, and leaves nothing.
+func TestUndeclaredExtensionFailsClearly(t *testing.T) {
+	src := production(t, 15)
+	url := "file://" + t.TempDir()
+	writeCronbackup(t, src, url, prodNS)
+	tg := newTarget(t, src.PG, url, "cliente-hml", prodNS)
+	_, _, err := tg.run(t, map[string]string{"DATABASE_EXTENSIONS": "pg_trgm"})
+	if code := exitcode.Of(err, -1); code != restore.ExitRestore || !strings.Contains(err.Error(), "[unaccent]") {
+		t.Fatalf("exit %d: %v; want %d naming unaccent", code, err, restore.ExitRestore)
+	}
+	if dbs := tg.databases(t); len(dbs) != 0 {
+		t.Fatalf("databases left: %v", dbs)
 	}
 }

@@ -40,7 +40,7 @@ const (
 // version as strings; the TOC entry count. An int is a sign byte then intSize bytes,
 // little-endian; a string is an int length (-1 for NULL) then its bytes.
 func ReadArchiveHeader(r io.Reader) (ArchiveHeader, error) {
-	h, err := readHeader(bufio.NewReaderSize(r, 4096))
+	h, err := readHeaderFrom(&archReader{r: bufio.NewReaderSize(r, 4096)})
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = fmt.Errorf("stream ends inside the header")
@@ -50,66 +50,20 @@ func ReadArchiveHeader(r io.Reader) (ArchiveHeader, error) {
 	return h, nil
 }
 
-type headReader struct {
-	r       *bufio.Reader
-	intSize int
-}
-
-func (hr *headReader) byte() (int, error) {
-	b, err := hr.r.ReadByte()
-	return int(b), err
-}
-
-func (hr *headReader) int() (int, error) {
-	sign, err := hr.byte()
-	if err != nil {
-		return 0, err
-	}
-	v := 0
-	for i := 0; i < hr.intSize; i++ {
+// readHeaderFrom reads the header and the TOC count, leaving hr at the first TOC entry
+// with its integer and offset sizes and the archive version set.
+func readHeaderFrom(hr *archReader) (ArchiveHeader, error) {
+	var magic [5]byte
+	for i := range magic {
 		b, err := hr.byte()
 		if err != nil {
-			return 0, err
+			return ArchiveHeader{}, err
 		}
-		if i < 4 { // values we read fit in 32 bits; wider bytes must be zero
-			v |= b << (8 * i)
-		} else if b != 0 {
-			return 0, fmt.Errorf("integer wider than 32 bits")
-		}
+		magic[i] = byte(b)
 	}
-	if sign != 0 {
-		v = -v
-	}
-	return v, nil
-}
-
-func (hr *headReader) str() (string, error) {
-	n, err := hr.int()
-	if err != nil {
-		return "", err
-	}
-	if n < 0 {
-		return "", nil
-	}
-	if n > maxStr {
-		return "", fmt.Errorf("string of %d bytes in the header", n)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(hr.r, b); err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
-func readHeader(r *bufio.Reader) (ArchiveHeader, error) {
-	magic := make([]byte, 5)
-	if _, err := io.ReadFull(r, magic); err != nil {
-		return ArchiveHeader{}, err
-	}
-	if string(magic) != "PGDMP" {
+	if string(magic[:]) != "PGDMP" {
 		return ArchiveHeader{}, fmt.Errorf("no PGDMP magic (a plain-text or foreign file?)")
 	}
-	hr := &headReader{r: r}
 	var v [3]int
 	for i := range v {
 		b, err := hr.byte()
@@ -130,10 +84,15 @@ func readHeader(r *bufio.Reader) (ArchiveHeader, error) {
 	if intSize < 4 || intSize > 8 {
 		return ArchiveHeader{}, fmt.Errorf("integer size %d", intSize)
 	}
-	hr.intSize = intSize
-	if _, err := hr.byte(); err != nil { // offset size
+	hr.intSize, hr.version = intSize, ver
+	offSize, err := hr.byte()
+	if err != nil {
 		return ArchiveHeader{}, err
 	}
+	if offSize < 4 || offSize > 8 {
+		return ArchiveHeader{}, fmt.Errorf("offset size %d", offSize)
+	}
+	hr.offSize = offSize
 	format, err := hr.byte()
 	if err != nil {
 		return ArchiveHeader{}, err

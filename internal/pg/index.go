@@ -1,0 +1,272 @@
+package pg
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Offset states of a TOC entry (pg_backup_archiver.h).
+const (
+	offsetNotSet = 1
+	offsetSet    = 2
+	offsetNoData = 3
+)
+
+// Block types of the custom format's data section (pg_backup_custom.c).
+const (
+	blockData  = 1
+	blockBlobs = 3
+)
+
+// IndexArchive writes the data offsets into the table of contents of a custom-format
+// archive that pg_dump wrote to a pipe. pg_dump records where each table's data starts
+// only when it can seek back over its output; without those offsets a parallel
+// pg_restore must scan the file for every table and is slower than a single one. With
+// them, `pg_restore -j N` seeks straight to each table, as with an archive pg_dump wrote
+// to a file. It returns the number of entries indexed; on error the file may be left
+// as it was (still restorable, only slower) — it is never changed before the whole
+// archive has been read and understood.
+func IndexArchive(f *os.File) (int, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	ar := &archReader{r: bufio.NewReaderSize(f, 1<<20)}
+	h, err := readHeaderFrom(ar)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotArchive, err)
+	}
+	type entry struct {
+		dumpID  int
+		flag    int
+		flagPos int64
+	}
+	entries := make([]entry, 0, h.Entries)
+	for i := 0; i < h.Entries; i++ {
+		id, err := ar.int()
+		if err != nil {
+			return 0, tocErr(i, err)
+		}
+		if _, err := ar.int(); err != nil { // hadDumper
+			return 0, tocErr(i, err)
+		}
+		for range 4 { // table oid, oid, tag, desc
+			if err := ar.skipStr(); err != nil {
+				return 0, tocErr(i, err)
+			}
+		}
+		if _, err := ar.int(); err != nil { // section
+			return 0, tocErr(i, err)
+		}
+		strs := 5 // defn, drop, copy, namespace, tablespace
+		if ar.version >= 1<<16|14<<8 {
+			strs++ // table access method
+		}
+		for range strs {
+			if err := ar.skipStr(); err != nil {
+				return 0, tocErr(i, err)
+			}
+		}
+		if ar.version >= 1<<16|16<<8 {
+			if _, err := ar.int(); err != nil { // relkind
+				return 0, tocErr(i, err)
+			}
+		}
+		for range 2 { // owner, "false" (WITH OIDS)
+			if err := ar.skipStr(); err != nil {
+				return 0, tocErr(i, err)
+			}
+		}
+		for deps := 0; ; deps++ { // dependencies, ended by a NULL string
+			n, err := ar.int()
+			if err != nil {
+				return 0, tocErr(i, err)
+			}
+			if n < 0 {
+				break
+			}
+			if deps > 1<<20 {
+				return 0, tocErr(i, errors.New("too many dependencies"))
+			}
+			if err := ar.skip(int64(n)); err != nil {
+				return 0, tocErr(i, err)
+			}
+		}
+		e := entry{dumpID: id, flagPos: ar.pos}
+		if e.flag, err = ar.byte(); err != nil {
+			return 0, tocErr(i, err)
+		}
+		if err := ar.skip(int64(ar.offSize)); err != nil {
+			return 0, tocErr(i, err)
+		}
+		if e.flag < offsetNotSet || e.flag > offsetNoData {
+			return 0, tocErr(i, fmt.Errorf("offset state %d", e.flag))
+		}
+		entries = append(entries, e)
+	}
+
+	// The data section: blocks of (type, dump id, length-prefixed chunks ending in 0).
+	blocks := map[int]int64{}
+	for {
+		start := ar.pos
+		typ, err := ar.byte()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		id, err := ar.int()
+		if err != nil {
+			return 0, blockErr(start, err)
+		}
+		switch typ {
+		case blockData:
+			err = ar.skipChunks()
+		case blockBlobs:
+			for {
+				oid, err2 := ar.int()
+				if err2 != nil || oid == 0 {
+					err = err2
+					break
+				}
+				if err = ar.skipChunks(); err != nil {
+					break
+				}
+			}
+		default:
+			err = fmt.Errorf("unknown block type %d", typ)
+		}
+		if err != nil {
+			return 0, blockErr(start, err)
+		}
+		blocks[id] = start
+	}
+
+	// Everything is understood: patch the offsets in place.
+	patched := 0
+	buf := make([]byte, 1+ar.offSize)
+	for _, e := range entries {
+		pos, ok := blocks[e.dumpID]
+		if e.flag != offsetNotSet || !ok {
+			continue
+		}
+		buf[0] = offsetSet
+		var off [8]byte
+		binary.LittleEndian.PutUint64(off[:], uint64(pos))
+		copy(buf[1:], off[:min(8, ar.offSize)])
+		if _, err := f.WriteAt(buf, e.flagPos); err != nil {
+			return patched, fmt.Errorf("writing the offset of entry %d: %w", e.dumpID, err)
+		}
+		patched++
+	}
+	return patched, f.Sync()
+}
+
+func tocErr(i int, err error) error {
+	return fmt.Errorf("%w: table of contents entry %d: %v", ErrNotArchive, i, err)
+}
+
+func blockErr(pos int64, err error) error {
+	return fmt.Errorf("%w: data block at byte %d: %v", ErrNotArchive, pos, err)
+}
+
+// archReader reads the archive's primitive types and counts the bytes read.
+type archReader struct {
+	r                *bufio.Reader
+	pos              int64
+	intSize, offSize int
+	version          int
+}
+
+func (a *archReader) byte() (int, error) {
+	b, err := a.r.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	a.pos++
+	return int(b), nil
+}
+
+func (a *archReader) int() (int, error) {
+	sign, err := a.byte()
+	if err != nil {
+		return 0, noEOF(err)
+	}
+	v := 0
+	for i := 0; i < a.intSize; i++ {
+		b, err := a.byte()
+		if err != nil {
+			return 0, noEOF(err)
+		}
+		if i < 4 {
+			v |= b << (8 * i)
+		} else if b != 0 {
+			return 0, errors.New("integer wider than 32 bits")
+		}
+	}
+	if sign != 0 {
+		v = -v
+	}
+	return v, nil
+}
+
+func (a *archReader) skip(n int64) error {
+	if n < 0 {
+		return fmt.Errorf("negative length %d", n)
+	}
+	m, err := a.r.Discard(int(n))
+	a.pos += int64(m)
+	return noEOF(err)
+}
+
+func (a *archReader) str() (string, error) {
+	n, err := a.int()
+	if err != nil || n < 0 {
+		return "", err
+	}
+	if n > maxStr {
+		return "", fmt.Errorf("string of %d bytes in the header", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(a.r, b); err != nil {
+		return "", noEOF(err)
+	}
+	a.pos += int64(n)
+	return string(b), nil
+}
+
+func (a *archReader) skipStr() error {
+	n, err := a.int()
+	if err != nil || n < 0 {
+		return err
+	}
+	return a.skip(int64(n))
+}
+
+// skipChunks passes the length-prefixed chunks of one data block.
+func (a *archReader) skipChunks() error {
+	for {
+		n, err := a.int()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if err := a.skip(int64(n)); err != nil {
+			return err
+		}
+	}
+}
+
+// noEOF: inside a structure, the end of the file is a truncation.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,169 @@
+package pg_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/smartbackup/smartbackup/internal/pg"
+	"github.com/smartbackup/smartbackup/test/fixture"
+	"github.com/smartbackup/smartbackup/test/testenv"
+)
+
+// pipedDump is pg_dump -Fc written through a pipe, as backups are: no data offsets.
+func pipedDump(t *testing.T, p *testenv.Postgres, db, z string) string {
+	t.Helper()
+	c, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", p.Major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "archive.dump")
+	cmd := exec.Command("bash", "-o", "pipefail", "-c", `"$1" -Fc -Z"$2" --no-owner --no-acl | cat > "$3"`, "_", c.Path, z, out)
+	cmd.Env = p.Env(db)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pg_dump: %v\n%s", err, b)
+	}
+	return out
+}
+
+func TestIndexArchiveLetsParallelRestoreSeek(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		for _, z := range []string{"0", "6"} {
+			t.Run(fmt.Sprintf("PostgreSQL %d -Z%s", major, z), func(t *testing.T) {
+				p := testenv.StartPostgres(t, major)
+				db := testenv.RandomName("idx_")
+				p.CreateDatabase(t, db, "WIN1252")
+				conn := p.Connect(t, db)
+				if err := fixture.Create(t.Context(), conn, fixture.Tiny); err != nil {
+					t.Fatal(err)
+				}
+				// Large objects are stored in a block of their own kind.
+				p.Exec(t, db, "SELECT lo_from_bytea(0, convert_to(repeat('nota fiscal ', 5000), 'UTF8'))", "SELECT lo_from_bytea(0, '\\x00ff'::bytea)")
+				want, err := fixture.Summarize(t.Context(), conn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				file := pipedDump(t, p, db, z)
+				before := listing(t, file)
+				n, err := pg.IndexArchive(openRW(t, file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n < len(fixture.Tables)+1 {
+					t.Errorf("indexed %d entries, want at least the %d tables and the large objects", n, len(fixture.Tables))
+				}
+				if after := listing(t, file); !cmp.Equal(before, after) {
+					t.Errorf("the listing changed (-before +after):\n%s", cmp.Diff(before, after))
+				}
+				// Indexing twice finds nothing left to do.
+				if again, err := pg.IndexArchive(openRW(t, file)); err != nil || again != 0 {
+					t.Errorf("second pass: %d, %v", again, err)
+				}
+				target := testenv.RandomName("idxr_")
+				p.CreateDatabase(t, target, "WIN1252")
+				c, _ := pg.FindClient(pg.DefaultClientRoot, "pg_restore", major)
+				cmd := exec.Command(c.Path, "--no-owner", "--no-acl", "--exit-on-error", "-j2", "-d", target, file)
+				cmd.Env = p.Env(target)
+				if b, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("pg_restore -j2: %v\n%s", err, b)
+				}
+				got, err := fixture.Summarize(t.Context(), p.Connect(t, target))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("restored (-want +got):\n%s", diff)
+				}
+				var los int
+				if err := p.Connect(t, target).QueryRow(t.Context(), "SELECT count(*) FROM pg_largeobject_metadata").Scan(&los); err != nil || los != 2 {
+					t.Errorf("%d large objects restored (%v), want 2", los, err)
+				}
+			})
+		}
+	}
+}
+
+func TestIndexArchiveLeavesBrokenArchivesAlone(t *testing.T) {
+	p := testenv.StartPostgres(t, 15)
+	db := testenv.RandomName("idx_")
+	p.CreateDatabase(t, db, "WIN1252")
+	if err := fixture.Create(t.Context(), p.Connect(t, db), fixture.Tiny); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(pipedDump(t, p, db, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string][]byte{
+		"truncated in the data":   good[:len(good)*3/4],
+		"truncated in the header": good[:40],
+		"a foreign block type":    append(append([]byte(nil), good...), 9, 0, 1, 0, 0, 0),
+	}
+	for name, b := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "a.dump")
+			if err := os.WriteFile(f, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(b)
+			if _, err := pg.IndexArchive(openRW(t, f)); !errors.Is(err, pg.ErrNotArchive) {
+				t.Fatalf("IndexArchive = %v, want ErrNotArchive", err)
+			}
+			after, _ := os.ReadFile(f)
+			if sha256.Sum256(after) != sum {
+				t.Fatal("a broken archive was modified")
+			}
+		})
+	}
+}
+
+// FuzzIndexArchive: no input panics, and a rejected one is left unchanged.
+func FuzzIndexArchive(f *testing.F) {
+	f.Add([]byte("PGDMP\x01\x0e\x00\x04\x08\x01\x00\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "a.dump")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fh := openRW(t, path)
+		if _, err := pg.IndexArchive(fh); err != nil {
+			after, _ := os.ReadFile(path)
+			if !bytes.Equal(after, b) {
+				t.Fatal("a rejected input was modified")
+			}
+		}
+	})
+}
+
+func openRW(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
+}
+
+func listing(t *testing.T, file string) []string {
+	t.Helper()
+	c, _ := pg.FindClient(pg.DefaultClientRoot, "pg_restore", 12)
+	out, err := exec.Command(c.Path, "--list", file).Output()
+	if err != nil {
+		t.Fatalf("pg_restore --list: %v", err)
+	}
+	var lines []string
+	for _, l := range bytes.Split(out, []byte("\n")) {
+		if len(l) > 0 && l[0] != ';' {
+			lines = append(lines, string(l))
+		}
+	}
+	return lines
+}
