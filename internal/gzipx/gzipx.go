@@ -48,7 +48,7 @@ type Writer struct {
 	err    error
 	closed bool
 
-	// bufs recycles block buffers once their block is written.
+	// bufs recycles block buffers (as *[]byte) once their block is written.
 	bufs sync.Pool
 }
 
@@ -138,7 +138,8 @@ func (z *Writer) emit() {
 		// The next block's dictionary may still point into this block's input: only
 		// the block before the last emitted is free to reuse.
 		if j.prev != nil {
-			z.bufs.Put(j.prev[:0])
+			b := j.prev[:0]
+			z.bufs.Put(&b)
 		}
 	}
 }
@@ -156,8 +157,8 @@ func (z *Writer) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if z.buf == nil {
-			if b, ok := z.bufs.Get().([]byte); ok && cap(b) >= z.blockSize {
-				z.buf = b
+			if b, ok := z.bufs.Get().(*[]byte); ok && cap(*b) >= z.blockSize {
+				z.buf = *b
 			} else {
 				z.buf = make([]byte, 0, z.blockSize)
 			}
