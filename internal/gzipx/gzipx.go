@@ -22,7 +22,7 @@ import (
 // DefaultBlockSize is the input per block: large enough that the per-block flush and
 // the deflate state each block allocates (about 1 MiB at levels 2-9: the standard
 // library cannot re-prime a writer with a new dictionary) cost little, small enough
-// that workers×2 blocks in flight stay a few MiB.
+// that the blocks in flight (about workers×2 with their output) stay a few MiB each.
 const DefaultBlockSize = 4 << 20
 
 const dictSize = 32 << 10
@@ -48,8 +48,9 @@ type Writer struct {
 	err    error
 	closed bool
 
-	// bufs recycles block buffers (as *[]byte) once their block is written.
-	bufs sync.Pool
+	// bufs recycles block buffers (as *[]byte) once their block is written, outs the
+	// compressed output buffers: steady state allocates nothing but deflate state.
+	bufs, outs sync.Pool
 }
 
 type job struct {
@@ -57,7 +58,7 @@ type job struct {
 	// prev is the input of the block before, free once this one is written.
 	prev []byte
 	last bool
-	out  bytes.Buffer
+	out  *bytes.Buffer
 	done chan struct{}
 }
 
@@ -70,7 +71,7 @@ func NewWriter(w io.Writer, level, workers int) (*Writer, error) {
 	workers = max(workers, 1)
 	z := &Writer{
 		w: w, level: level, blockSize: DefaultBlockSize,
-		jobs: make(chan *job), pending: make(chan *job, workers*2), emitted: make(chan struct{}),
+		jobs: make(chan *job), pending: make(chan *job, workers), emitted: make(chan struct{}),
 	}
 	for range workers {
 		z.workers.Add(1)
@@ -100,9 +101,9 @@ func (z *Writer) work() {
 		var fw *flate.Writer
 		var err error
 		if len(j.dict) > 0 && z.level > 0 {
-			fw, err = flate.NewWriterDict(&j.out, z.level, j.dict)
+			fw, err = flate.NewWriterDict(j.out, z.level, j.dict)
 		} else {
-			fw, err = flate.NewWriter(&j.out, z.level)
+			fw, err = flate.NewWriter(j.out, z.level)
 		}
 		if err == nil {
 			_, err = fw.Write(j.in)
@@ -135,6 +136,7 @@ func (z *Writer) emit() {
 				z.fail(err)
 			}
 		}
+		z.outs.Put(j.out)
 		// The next block's dictionary may still point into this block's input: only
 		// the block before the last emitted is free to reuse.
 		if j.prev != nil {
@@ -174,8 +176,12 @@ func (z *Writer) Write(p []byte) (int, error) {
 }
 
 func (z *Writer) dispatch(last bool) {
-	j := &job{in: z.buf, dict: z.dict, prev: z.prevIn, last: last, done: make(chan struct{})}
-	j.out.Grow(len(z.buf)/2 + 1024)
+	out, ok := z.outs.Get().(*bytes.Buffer)
+	if !ok {
+		out = new(bytes.Buffer)
+	}
+	out.Reset()
+	j := &job{in: z.buf, dict: z.dict, prev: z.prevIn, last: last, out: out, done: make(chan struct{})}
 	z.prevIn = z.buf
 	if len(z.buf) >= dictSize {
 		z.dict = z.buf[len(z.buf)-dictSize:]
@@ -186,7 +192,7 @@ func (z *Writer) dispatch(last bool) {
 		}
 	}
 	z.buf = nil
-	z.pending <- j // waits when workers×2 blocks are in flight
+	z.pending <- j // waits when `workers` blocks wait to be written
 	z.jobs <- j
 }
 
