@@ -813,6 +813,23 @@ func TestFilterTOC(t *testing.T) {
 	}
 }
 
+func TestRestoreSessionOptions(t *testing.T) {
+	tests := []struct {
+		major, jobs int
+		want        string
+	}{
+		{12, 1, ""},
+		{12, 2, "-c max_parallel_maintenance_workers=0"},
+		{17, 4, "-c max_parallel_maintenance_workers=0"},
+		{10, 4, ""}, // no such setting before 11: the session would not start
+	}
+	for _, tc := range tests {
+		if got := restore.RestoreSessionOptions(tc.major, tc.jobs); got != tc.want {
+			t.Errorf("RestoreSessionOptions(%d, %d) = %q, want %q", tc.major, tc.jobs, got, tc.want)
+		}
+	}
+}
+
 func TestRestoreArgs(t *testing.T) {
 	got := restore.RestoreArgs("hml__restoring", "app", "/tmp/toc.list", "/scratch/a.dump", 4)
 	want := []string{"--dbname=hml__restoring", "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=app", "--use-list=/tmp/toc.list", "--jobs=4", "/scratch/a.dump"}

@@ -59,9 +59,14 @@ func (b *bench) restores(buckets map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Physical reference: pg_restore -j2 of a local, uncompressed archive.
+	// Physical reference: pg_restore -j2 of a local, uncompressed archive that pg_dump
+	// wrote to a file (so its table of contents has the data offsets -j seeks to).
 	local := filepath.Join(t.TempDir(), "reference.dump")
-	b.gunzipObject(buckets[variants[0].name], local)
+	dumpBin, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", b.pg.Major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCmd(t, b.src.PG.Env(b.src.Database), dumpBin.Path, "-Fc", "-Z0", "--no-owner", "--no-acl", "-f", local)
 	var ref []sample
 	for i := range b.runs {
 		db := fmt.Sprintf("bench_ref_%d", i)
@@ -137,16 +142,6 @@ func (b *bench) download(bucket, path string) {
 	if _, err := io.Copy(f, rc); err != nil {
 		b.t.Fatal(err)
 	}
-}
-
-func (b *bench) gunzipObject(bucket, path string) {
-	gz := path + ".gz"
-	b.download(bucket, gz)
-	out, err := exec.Command("bash", "-c", `gunzip -c "$1" > "$2"`, "_", gz, path).CombinedOutput()
-	if err != nil {
-		b.t.Fatalf("gunzip: %v %s", err, out)
-	}
-	_ = os.Remove(gz)
 }
 
 // runSampled runs our binary and samples its own peak RSS (VmHWM) every 20 ms, apart
