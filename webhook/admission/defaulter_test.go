@@ -286,3 +286,27 @@ func TestEventTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestNamespacesFromTheCacheFirst: an admission reads the watch cache and calls the
+// API only for a namespace the cache does not have (or when the cache fails).
+func TestNamespacesFromTheCacheFirst(t *testing.T) {
+	cfg := configtest.New(t, nil)
+	down := namespaces{err: errors.New("apiserver must not be called")}
+	cases := map[string]struct {
+		cache, live client.Reader
+	}{
+		"cached":               {namespaces{items: testNamespaces}, down},
+		"not cached yet":       {namespaces{items: map[string]*corev1.Namespace{}}, namespaces{items: testNamespaces}},
+		"cache failing":        {namespaces{err: errors.New("timed out waiting for cache")}, namespaces{items: testNamespaces}},
+		"no cache (live only)": {nil, namespaces{items: testNamespaces}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := &admission.Defaulter{Config: cfg, Cache: tc.cache, Reader: tc.live}
+			_, out := serve(t, admission.NewWebhook(clientgoscheme.Scheme, d), review(t, admissionv1.Create, "acme-prd", dbaccess(nil), false))
+			if !out.Response.Allowed || len(out.Response.Patch) == 0 {
+				t.Fatalf("want an injected pod, got %+v", out.Response.Result)
+			}
+		})
+	}
+}

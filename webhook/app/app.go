@@ -97,7 +97,7 @@ func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, e
 	recorder := mgr.GetEventRecorder(Name)
 
 	mgr.GetWebhookServer().Register(admission.Path, admission.NewWebhook(scheme, &admission.Defaulter{
-		Config: cfg, Reader: mgr.GetAPIReader(), Recorder: recorder,
+		Config: cfg, Cache: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: recorder,
 	}))
 	if err := (&cronjobs.Reconciler{Client: mgr.GetClient(), Config: cfg, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("registering the CronJob reconciler: %w", err)
