@@ -63,11 +63,9 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 		return Record{}, exitcode.Wrap(ExitDatabase, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	analyzeStart := time.Now()
-	if _, err := conn.Exec(ctx, "ANALYZE"); err != nil {
-		return Record{}, exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing: %w", err))
+	if err := r.analyze(ctx, conn, r.cfg.Jobs); err != nil {
+		return Record{}, err
 	}
-	r.log.Info("restored database analyzed", "duration", time.Since(analyzeStart).Round(time.Millisecond).String())
 	if r.cfg.MaskingSQL != "" {
 		if err := r.mask(ctx, conn); err != nil {
 			return Record{}, err

@@ -215,6 +215,20 @@ func (tg *target) roleExists(t *testing.T) bool {
 
 // checkRestored: same content as want, WIN1252, the extensions, everything owned by the
 // application role, which logs in with the password from the environment.
+// checkAnalyzed: every restored table has planner statistics (serial or parallel ANALYZE).
+func (tg *target) checkAnalyzed(t *testing.T) {
+	t.Helper()
+	conn := tg.pg.Connect(t, tg.db)
+	var missing []string
+	rows, err := conn.Query(t.Context(), "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NULL ORDER BY 1")
+	if err == nil {
+		missing, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || len(missing) > 0 {
+		t.Errorf("tables without statistics after the restore: %v (%v)", missing, err)
+	}
+}
+
 func (tg *target) checkRestored(t *testing.T, want fixture.Summary) restore.Record {
 	t.Helper()
 	if dbs := tg.databases(t); !cmp.Equal(dbs, []string{tg.db}) {
@@ -310,6 +324,7 @@ func TestRestoresMissingDatabase(t *testing.T) {
 				t.Fatalf("outcome %s", res.Outcome)
 			}
 			rec := tg.checkRestored(t, src.Summary)
+			tg.checkAnalyzed(t)
 			if rec.SourceNamespace != prodNS || rec.Pod != "dbaccess-7c9f-abcde" || rec.RestoredAt.IsZero() {
 				t.Errorf("record %+v", rec)
 			}

@@ -67,22 +67,31 @@ func (b *bench) restores(buckets map[string]string) {
 		t.Fatal(err)
 	}
 	runCmd(t, b.src.PG.Env(b.src.Database), dumpBin.Path, "-Fc", "-Z0", "--no-owner", "--no-acl", "-f", local)
+	objects := []struct{ label, bucket string }{
+		{"page's object", buckets["baseline"]},
+		{"default object (-Z0 inside)", buckets[variants[0].name]},
+	}
+	modes := []struct {
+		name string
+		env  []string
+	}{
+		{"spooled, -j2", []string{"RESTORE_SCRATCH_DIR=" + t.TempDir(), "RESTORE_JOBS=2"}},
+		{"streamed", nil},
+	}
+	// The contenders take turns, run by run (see backups).
 	var ref []sample
+	naive := make([][]sample, len(objects))
+	ours := make([][][]sample, len(objects))
+	for o := range objects {
+		ours[o] = make([][]sample, len(modes))
+	}
 	for i := range b.runs {
 		db := fmt.Sprintf("bench_ref_%d", i)
 		b.pg.Exec(t, "postgres", "CREATE DATABASE "+db+" ENCODING 'WIN1252' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
 		ref = append(ref, runCmd(t, b.pg.Env(db), restoreBin.Path, "--no-owner", "--no-acl", "--exit-on-error", "-j2", "-d", db, local))
 		b.dropDB(db)
-	}
-	rm := median(ref)
-
-	for _, obj := range []struct{ label, bucket string }{
-		{"page's object", buckets["baseline"]},
-		{"default object (-Z0 inside)", buckets[variants[0].name]},
-	} {
-		// Naive: download, gunzip, pg_restore -j1.
-		var naive []sample
-		for i := range b.runs {
+		for o, obj := range objects {
+			// Naive: download, gunzip, pg_restore -j1.
 			db := fmt.Sprintf("bench_naive_%d", i)
 			dl := filepath.Join(t.TempDir(), "latest.dump.gz")
 			start := time.Now()
@@ -92,31 +101,28 @@ func (b *bench) restores(buckets map[string]string) {
 				`psql -q -d postgres -c "CREATE DATABASE $DB ENCODING 'WIN1252' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'" && gunzip -c "$1" | "$2" --no-owner --no-acl --exit-on-error -j1 -d "$DB"`,
 				"_", dl, restoreBin.Path)
 			s.wall += dlWall
-			naive = append(naive, s)
+			naive[o] = append(naive[o], s)
+			_ = os.Remove(dl)
 			if i == 0 {
 				b.checkContent(db)
 			}
 			b.dropDB(db)
-		}
-		nm := median(naive)
-		for _, mode := range []struct {
-			name string
-			env  []string
-		}{
-			{"spooled, -j2", []string{"RESTORE_SCRATCH_DIR=" + t.TempDir(), "RESTORE_JOBS=2"}},
-			{"streamed", nil},
-		} {
-			var ours []sample
-			for i := range b.runs {
+			for m, mode := range modes {
 				db := fmt.Sprintf("bench_ours_%d", i)
 				s, _ := runSampled(t, b.restoreEnv(obj.bucket, db, mode.env...), b.initres)
-				ours = append(ours, s)
+				ours[o][m] = append(ours[o][m], s)
 				if i == 0 {
 					b.checkContent(db)
 				}
 				b.dropDB(db)
 			}
-			om := median(ours)
+		}
+	}
+	rm := median(ref)
+	for o, obj := range objects {
+		nm := median(naive[o])
+		for m, mode := range modes {
+			om := median(ours[o][m])
 			name := fmt.Sprintf("restore[initrestore %s, %s]", mode.name, obj.label)
 			b.rep.metric(name+" wall vs naive", om.wall.Seconds(), nm.wall.Seconds(), "s", "≤ 0.60")
 			b.rep.metric(name+" wall vs local pg_restore -j2", om.wall.Seconds(), rm.wall.Seconds(), "s", "")
