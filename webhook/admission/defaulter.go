@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	ctrladmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/smartbackup/smartbackup/internal/contract"
 	"github.com/smartbackup/smartbackup/webhook/config"
 	"github.com/smartbackup/smartbackup/webhook/inject"
 )
@@ -116,7 +117,7 @@ func (d *Defaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 	s := dec.Settings
 	log.Info("pod injected", "reason", dec.Reason, "product", s.Product, "environment", s.Environment,
 		"restoreSource", s.RestoreSource, "storage", s.StorageURL, "secret", s.SecretName,
-		"restoreRequest", s.RequestID, "status", inject.Status(s, d.Config))
+		"restoreRequest", s.RequestID, "status", pod.Annotations[contract.AnnotationInjected])
 	return nil
 }
 

@@ -180,9 +180,6 @@ func (q *Quantity) Decode(s string) error {
 	return nil
 }
 
-// MustQuantity parses s or panics; for defaults in tests.
-func MustQuantity(s string) Quantity { return Quantity{resource.MustParse(s)} }
-
 // Load reads the environment and validates it.
 func Load() (*Config, error) {
 	var c Config
@@ -375,10 +372,7 @@ func (c *Config) StorageURL(product string) string {
 	return ""
 }
 
-// Products is every product the webhook knows, in a stable order.
-var Products = []string{contract.ProductSmartERP, contract.ProductSistemico}
-
-// KnownProduct reports whether p is one of Products.
+// KnownProduct reports whether p is a product the webhook knows.
 func KnownProduct(p string) bool {
 	return p == contract.ProductSmartERP || p == contract.ProductSistemico
 }

@@ -49,7 +49,8 @@ type injection struct {
 // manifest, another namespace's settings) is injected afresh.
 func Apply(pod *corev1.Pod, s Settings, cfg *config.Config) bool {
 	in := build(s, cfg)
-	if in.present(pod) {
+	status := in.status()
+	if in.present(pod, status) {
 		return false
 	}
 
@@ -79,17 +80,19 @@ func Apply(pod *corev1.Pod, s Settings, cfg *config.Config) bool {
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Annotations[contract.AnnotationInjected] = in.status()
+	pod.Annotations[contract.AnnotationInjected] = status
 	return true
 }
 
 // Injected reports whether pod carries exactly the injection s and cfg describe.
 func Injected(pod *corev1.Pod, s Settings, cfg *config.Config) bool {
-	return build(s, cfg).present(pod)
+	in := build(s, cfg)
+	return in.present(pod, in.status())
 }
 
-func (in injection) present(pod *corev1.Pod) bool {
-	if pod.Annotations[contract.AnnotationInjected] != in.status() {
+// present reports whether pod carries in, whose status annotation is status.
+func (in injection) present(pod *corev1.Pod, status string) bool {
+	if pod.Annotations[contract.AnnotationInjected] != status {
 		return false
 	}
 	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.InitContainerName })
@@ -278,11 +281,11 @@ func Resources(cpuReq, memReq, cpuLim, memLim config.Quantity) corev1.ResourceRe
 // capabilities, the runtime's default seccomp profile (Pod Security "restricted").
 func SecurityContext(cfg *config.Config) *corev1.SecurityContext {
 	return &corev1.SecurityContext{
-		RunAsNonRoot:             ptr(true),
-		RunAsUser:                ptr(cfg.RunAsUser),
-		RunAsGroup:               ptr(cfg.RunAsGroup),
-		ReadOnlyRootFilesystem:   ptr(true),
-		AllowPrivilegeEscalation: ptr(false),
+		RunAsNonRoot:             new(true),
+		RunAsUser:                new(cfg.RunAsUser),
+		RunAsGroup:               new(cfg.RunAsGroup),
+		ReadOnlyRootFilesystem:   new(true),
+		AllowPrivilegeEscalation: new(false),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
@@ -294,5 +297,3 @@ func BackupVolume(cfg *config.Config) corev1.Volume {
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: cfg.VolumeClaim},
 	}}
 }
-
-func ptr[T any](v T) *T { return &v }
