@@ -162,8 +162,9 @@ func build(s Settings, cfg *config.Config) injection {
 		value(contract.EnvRestoreRequestSource, s.RequestSource),
 		value(contract.EnvRestoreScratchDir, contract.ScratchDir),
 		// The restore streams an archive that would not fit instead of spooling it:
-		// filling an emptyDir past its sizeLimit gets the pod evicted.
-		value(contract.EnvRestoreScratchMax, cfg.ScratchSize.String()),
+		// filling an emptyDir past its sizeLimit gets the pod evicted. In bytes: any
+		// quantity the operator writes (20Gi, 20e9, 1P) reaches initrestore parseable.
+		value(contract.EnvRestoreScratchMax, strconv.FormatInt(cfg.ScratchSize.Value(), 10)),
 		value(contract.EnvRestoreMaskingSQL, maskingPath(s)),
 		FieldEnv(contract.EnvNamespace, "metadata.namespace"),
 		FieldEnv(contract.EnvPodName, "metadata.name"),
