@@ -164,6 +164,13 @@ func TestChartAndKustomizeApply(t *testing.T) {
 					t.Errorf("%s has no %s: %v", name, k, kinds(objs))
 				}
 			}
+			for _, o := range objs {
+				// The Service smartbackup-webhook would set SMARTBACKUP_WEBHOOK_PORT=tcp://…
+				// in the webhook's environment, where it is the port setting.
+				if links, found, _ := unstructured.NestedBool(o.Object, "spec", "template", "spec", "enableServiceLinks"); o.GetKind() == "Deployment" && (!found || links) {
+					t.Errorf("%s: the webhook Deployment must set enableServiceLinks: false", name)
+				}
+			}
 			c.apply(t, objs, "smartbackup")
 		})
 	}

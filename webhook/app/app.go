@@ -94,6 +94,13 @@ func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, e
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
+	// Admissions read namespaces from the cache: register its informer now so that every
+	// replica fills it before the webhook serves (the reconciler, which watches
+	// namespaces too, runs on the leader only; a lazy informer would make a replica's
+	// first admission wait for a full list).
+	if _, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Namespace{}); err != nil {
+		return nil, fmt.Errorf("watching namespaces: %w", err)
+	}
 	recorder := mgr.GetEventRecorder(Name)
 
 	mgr.GetWebhookServer().Register(admission.Path, admission.NewWebhook(scheme, &admission.Defaulter{
