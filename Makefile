@@ -25,9 +25,8 @@ tools: ## Install the test servers (PostgreSQL 12/15, GCS and S3 emulators, etcd
 demo: tools ## The user's story, narrated: label a namespace, deploy dbaccess, delete the pod (about a minute once tools are cached)
 	@mkdir -p .cache
 	@echo "demo: a test cluster (etcd, kube-apiserver, kube-controller-manager, a node agent), PostgreSQL 12 and a GCS emulator on this machine"
-	@SMARTBACKUP_DEMO=1 $(GO) test ./test/e2e -run TestUserStory -count=1 -v -timeout 20m 2>&1 | tee .cache/demo.log | sed -un 's/^DEMO //p'; \
-	  status=$${PIPESTATUS[0]}; \
-	  if [ $$status -ne 0 ]; then tail -40 .cache/demo.log; echo "demo failed; full log in .cache/demo.log"; exit $$status; fi; \
+	@SMARTBACKUP_DEMO=1 $(GO) test ./test/e2e -run TestUserStory -count=1 -v -timeout 20m 2>&1 | tee .cache/demo.log | sed -un 's/^DEMO //p' \
+	  || { status=$$?; tail -40 .cache/demo.log; echo "demo failed; full log in .cache/demo.log"; exit $$status; }; \
 	  echo; echo "demo: everything ran on this machine and is stopped and removed; full log in .cache/demo.log"
 
 .PHONY: test
@@ -39,7 +38,7 @@ test-short: ## Run the tests that need no server
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: tools ## Measure backup, restore, init fast path and admission against their baselines (~1 h; see test/bench)
+bench: tools ## Measure backup, restore, init fast path and admission against their baselines (~30 min on 2 cores; see test/bench)
 	$(GO) test -tags bench -run TestBenchmarks -count=1 -timeout 4h -v ./test/bench | grep -v '^=== \|^--- \|^\s*bench_test' 
 
 .PHONY: fuzz

@@ -20,6 +20,7 @@ need=()
 command -v pg_restore >/dev/null || need+=(postgresql-client-15)
 command -v npm >/dev/null || need+=(npm)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v git >/dev/null || need+=(git) # make lint lists the files with git ls-files
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "test-deps: missing Debian packages: ${need[*]}; install them as root (apt-get install ${need[*]})" >&2
@@ -54,3 +55,8 @@ fi
 
 # 3. Servers built from source.
 "$root/hack/tools/build.sh" all
+
+# 4. The CRDs the manifests test installs (cert-manager, Prometheus Operator), read
+# from the module cache; keep in step with test/testenv/crds.go.
+(cd "$root" && go mod download github.com/cert-manager/cert-manager@v1.21.2 \
+	github.com/prometheus-operator/prometheus-operator@v0.85.0)

@@ -163,7 +163,8 @@ func IndexArchive(f *os.File) (int, error) {
 		}
 		patched++
 	}
-	return patched, f.Sync()
+	// No fsync: the archive is scratch, read back at once and deleted after the restore.
+	return patched, nil
 }
 
 func tocErr(i int, err error) error {

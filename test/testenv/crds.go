@@ -23,7 +23,7 @@ func CRDDirs(tb testing.TB) []string {
 	for mod, sub := range CRDModules {
 		out, err := exec.Command("go", "mod", "download", "-json", mod).Output()
 		if err != nil {
-			tb.Fatalf("go mod download %s: %v (run hack/test-deps.sh)", mod, err)
+			tb.Fatalf("go mod download %s: %v %s (run hack/test-deps.sh)", mod, err, out)
 		}
 		var info struct{ Dir string }
 		if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
