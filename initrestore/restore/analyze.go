@@ -3,10 +3,10 @@ package restore
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 )
@@ -23,18 +23,27 @@ ORDER BY pg_total_relation_size(c.oid) DESC`
 // analyze gives the restored database its planner statistics (pg_restore does not).
 // With more than one job the tables are analyzed over that many connections, largest
 // first, as `vacuumdb --analyze-only -j` does; the system catalogs are left to
-// autovacuum. conn is a connection to the temporary database.
+// autovacuum. conn is a connection to the temporary database; an extra connection
+// the server refuses (max_connections) only means fewer workers. The first failure
+// stops every worker.
 func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
 	start := time.Now()
-	defer func() {
-		r.log.Info("restored database analyzed", "jobs", jobs, "duration", time.Since(start).Round(time.Millisecond).String())
-	}()
+	var err error
 	if jobs <= 1 {
-		if _, err := conn.Exec(ctx, "ANALYZE"); err != nil {
-			return exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing: %w", err))
+		if _, err = conn.Exec(ctx, "ANALYZE"); err != nil {
+			err = exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing: %w", err))
 		}
-		return nil
+	} else {
+		err = r.analyzeTables(ctx, conn, jobs)
 	}
+	if err != nil {
+		return err
+	}
+	r.log.Info("restored database analyzed", "jobs", jobs, "duration", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+func (r *run) analyzeTables(ctx context.Context, conn *pgx.Conn, jobs int) error {
 	rows, err := conn.Query(ctx, userTables)
 	if err != nil {
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("listing the restored tables: %w", err))
@@ -43,39 +52,38 @@ func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
 	if err != nil {
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("listing the restored tables: %w", err))
 	}
+	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan string)
-	errs := make(chan error, jobs)
-	var wg sync.WaitGroup
-	for i := range min(jobs, max(len(tables), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := conn
-			if i > 0 {
-				var err error
-				if c, err = r.cfg.admin(r.cfg.Database + tempSuffix).Connect(ctx); err != nil {
-					errs <- exitcode.Wrap(ExitDatabase, err)
-					for range work { // let the others finish the list
-					}
-					return
-				}
-				defer c.Close(context.WithoutCancel(ctx))
+	worker := func(c *pgx.Conn) error {
+		for table := range work {
+			if _, err := c.Exec(gctx, "ANALYZE "+table); err != nil {
+				return exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing %s: %w", table, err))
 			}
-			for table := range work {
-				if _, err := c.Exec(ctx, "ANALYZE "+table); err != nil {
-					errs <- exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing %s: %w", table, err))
-					for range work {
-					}
-					return
-				}
+		}
+		return nil
+	}
+	g.Go(func() error { return worker(conn) })
+	for range min(jobs, len(tables)) - 1 {
+		g.Go(func() error {
+			c, err := r.cfg.admin(r.cfg.Database + tempSuffix).Connect(gctx)
+			if err != nil {
+				r.log.Info("analyzing with fewer connections", "error", err.Error())
+				return nil
 			}
-		}()
+			defer c.Close(context.WithoutCancel(ctx))
+			return worker(c)
+		})
 	}
-	for _, t := range tables {
-		work <- t
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	return <-errs // the first error, or nil
+	g.Go(func() error {
+		defer close(work)
+		for _, t := range tables {
+			select {
+			case work <- t:
+			case <-gctx.Done():
+				return nil
+			}
+		}
+		return nil
+	})
+	return g.Wait()
 }
