@@ -199,6 +199,7 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 
 	abort := func(code int, err error) (layout.Manifest, error) {
 		_ = pw.CloseWithError(err)
+		_ = gz.Close() // stops its workers; its writes fail on the closed pipe
 		cancelUpload()
 		res := <-uploaded
 		if res.err == nil {
@@ -209,6 +210,7 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	}
 	switch {
 	case copyErr != nil:
+		_ = gz.Close() // stops its workers; the upload has ended
 		res := <-uploaded
 		return layout.Manifest{}, exitcode.Wrap(ExitStorage, fmt.Errorf("uploading %q: %w", key, errOr(res.err, copyErr)))
 	case waitErr != nil:
