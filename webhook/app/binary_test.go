@@ -37,7 +37,7 @@ func TestBinarySelfManagedTLS(t *testing.T) {
 	}
 	kube := testenv.StartKube(t)
 	c := newClient(t, kube)
-	bin := buildWebhook(t)
+	bin := testenv.Build(t, "webhook")
 
 	own := testenv.RandomName("smartbackup-system-")
 	if err := c.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: own}}); err != nil {
@@ -121,22 +121,6 @@ func TestBinarySelfManagedTLS(t *testing.T) {
 	if !bytes.Contains(b, []byte(`"msg":"pod injected"`)) {
 		t.Errorf("no injection in the log (%d lines)", len(lines))
 	}
-}
-
-// buildWebhook compiles ./webhook into a temporary directory.
-func buildWebhook(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "webhook")
-	cmd := exec.CommandContext(t.Context(), goBin, "build", "-o", bin, "./webhook")
-	cmd.Dir = testenv.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the webhook: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // start runs the binary with its output in logPath, printed if the test fails; it is
