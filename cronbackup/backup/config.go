@@ -2,13 +2,13 @@ package backup
 
 import (
 	"fmt"
-	"regexp"
 	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/smartbackup/smartbackup/internal/contract"
 	"github.com/smartbackup/smartbackup/internal/layout"
 	"github.com/smartbackup/smartbackup/internal/pg"
 	"github.com/smartbackup/smartbackup/internal/storage"
@@ -56,9 +56,6 @@ type Config struct {
 	ProgressInterval time.Duration `envconfig:"PROGRESS_INTERVAL" default:"10s"`
 }
 
-// encodingRE accepts PostgreSQL encoding names (WIN1252, UTF8, LATIN1, SQL_ASCII…).
-var encodingRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{1,30}$`)
-
 // LoadConfig reads and validates the environment; the error names the variable.
 func LoadConfig() (Config, error) {
 	var c Config
@@ -86,7 +83,7 @@ func (c *Config) validate() error {
 		msg string
 	}{
 		{c.Port < 1 || c.Port > 65535, "DATABASE_PORT must be 1-65535"},
-		{!encodingRE.MatchString(c.Codepage), "DATABASE_CODEPAGE must be a PostgreSQL encoding name such as WIN1252"},
+		{!contract.ValidCodepage(c.Codepage), "DATABASE_CODEPAGE must be a PostgreSQL encoding name such as WIN1252"},
 		{layout.ValidNamespace(c.Namespace) != nil, "NAMESPACE must be a Kubernetes namespace name"},
 		{c.KeepDaily < 1, "BACKUP_KEEP_DAILY must be at least 1"},
 		{c.KeepWeekly < 0 || c.KeepMonthly < 0, "BACKUP_KEEP_WEEKLY and BACKUP_KEEP_MONTHLY must not be negative"},

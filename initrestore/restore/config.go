@@ -72,9 +72,7 @@ type Config struct {
 }
 
 var (
-	identRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]{0,62}$`)
-	encodingRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{1,30}$`)
-	localeRE   = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+	identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]{0,62}$`)
 )
 
 // LoadConfig reads and validates the environment; errors name the variable.
@@ -114,9 +112,9 @@ func (c *Config) validate() error {
 		return bad("DATABASE_ADMIN_USER must be a plain identifier")
 	case c.User == c.AdminUser:
 		return bad("DATABASE_USER and DATABASE_ADMIN_USER must differ")
-	case !encodingRE.MatchString(c.Codepage):
+	case !contract.ValidCodepage(c.Codepage):
 		return bad("DATABASE_CODEPAGE must be a PostgreSQL encoding name such as WIN1252")
-	case !localeRE.MatchString(c.Locale):
+	case !contract.ValidLocale(c.Locale):
 		return bad("DATABASE_LOCALE must be a locale name such as C or pt_BR.CP1252")
 	case layout.ValidNamespace(c.Namespace) != nil:
 		return bad("NAMESPACE must be a Kubernetes namespace name")

@@ -45,9 +45,9 @@ const (
 
 const (
 	// tempSuffix names the database being restored; it never serves dbaccess.
-	tempSuffix = "__restoring"
+	tempSuffix = contract.TempDatabaseSuffix
 	// previousInfix names the database a forced restore replaces, until the swap.
-	previousInfix = "__previous_"
+	previousInfix = contract.PreviousDatabaseInfix
 )
 
 // Outcome says what a run did.

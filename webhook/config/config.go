@@ -263,7 +263,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("IMAGE_PULL_POLICY", "must be Always, IfNotPresent or Never")
 	}
-	if !ValidCodepage(c.DefaultCodepage) {
+	if !contract.ValidCodepage(c.DefaultCodepage) {
 		bad("DEFAULT_CODEPAGE", "must be a PostgreSQL encoding name such as WIN1252")
 	}
 	if c.DefaultDatabasePort < 1 || c.DefaultDatabasePort > 65535 {
@@ -376,13 +376,6 @@ func (c *Config) StorageURL(product string) string {
 func KnownProduct(p string) bool {
 	return p == contract.ProductSmartERP || p == contract.ProductSistemico
 }
-
-// codepageRE accepts PostgreSQL encoding names (WIN1252, UTF8, LATIN1, SQL_ASCII…), the
-// same rule cronbackup applies.
-var codepageRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{1,30}$`)
-
-// ValidCodepage reports whether s looks like a PostgreSQL encoding name.
-func ValidCodepage(s string) bool { return codepageRE.MatchString(s) }
 
 func mustPath(raw string) string {
 	p, _ := StoragePath(raw)

@@ -88,7 +88,7 @@ func checkSettings(t *testing.T, ns inject.Namespace, s inject.Settings) {
 		t.Fatal("accepted settings without a storage URL")
 	case s.Port < 1 || s.Port > 65535:
 		t.Fatalf("accepted port %d", s.Port)
-	case !config.ValidCodepage(s.Codepage):
+	case !contract.ValidCodepage(s.Codepage):
 		t.Fatalf("accepted codepage %q", s.Codepage)
 	case len(validation.IsDNS1123Label(s.RestoreSource)) > 0:
 		t.Fatalf("accepted restore source %q", s.RestoreSource)

@@ -60,7 +60,6 @@ type Settings struct {
 
 var (
 	databaseNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]{0,39}$`)
-	localeRE       = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
 	extensionRE    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,62}$`)
 	requestIDRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 )
@@ -181,20 +180,20 @@ func parseDatabase(ns string, a map[string]string, cfg *config.Config, s *Settin
 			"namespace %q needs annotation %s (the database dbaccess uses); ask a cluster administrator", ns, contract.AnnotationDatabaseName)}
 	}
 	// initrestore's rule: it names its own temporary databases with these infixes.
-	if !databaseNameRE.MatchString(s.DatabaseName) || strings.Contains(s.DatabaseName, "__restoring") || strings.Contains(s.DatabaseName, "__previous_") {
+	if !databaseNameRE.MatchString(s.DatabaseName) || strings.Contains(s.DatabaseName, contract.TempDatabaseSuffix) || strings.Contains(s.DatabaseName, contract.PreviousDatabaseInfix) {
 		return invalidDatabase(ns, contract.AnnotationDatabaseName, s.DatabaseName, "must be an identifier of at most 40 characters (letters, digits, _ $ -)")
 	}
 
 	s.Codepage = cfg.DefaultCodepage
 	if v, ok := a[contract.AnnotationDatabaseCodepage]; ok {
-		if !config.ValidCodepage(v) {
+		if !contract.ValidCodepage(v) {
 			return invalidDatabase(ns, contract.AnnotationDatabaseCodepage, v, "must be a PostgreSQL encoding name such as WIN1252")
 		}
 		s.Codepage = v
 	}
 
 	if v, ok := a[contract.AnnotationDatabaseLocale]; ok {
-		if !localeRE.MatchString(v) {
+		if !contract.ValidLocale(v) {
 			return invalidDatabase(ns, contract.AnnotationDatabaseLocale, v, "must be a locale name such as pt_BR.CP1252 or C")
 		}
 		s.Locale = v
