@@ -253,7 +253,9 @@ func checkPatch(t *testing.T, body, patch []byte, ns string, d *admission.Defaul
 	if denial != nil {
 		t.Fatal(denial)
 	}
-	inject.Apply(&want, s, d.Config)
+	if _, denial := inject.Apply(&want, s, d.Config); denial != nil {
+		t.Fatal(denial)
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("patched pod differs from inject.Apply (-want +got):\n%s", diff)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"path"
 	"slices"
 	"strconv"
@@ -17,10 +18,9 @@ import (
 
 // Version is the injector's version, the prefix of the status annotation's value. Bump
 // it when the shape of the injection changes.
-const Version = "v1"
+const Version = "v2"
 
-// Volumes the webhook adds to a pod. The names are reserved: a pod's own volume of the
-// same name is replaced.
+// Volumes the webhook adds to a pod (see ReservedVolumes).
 const (
 	// VolumeScratch is the restore's spool directory (RESTORE_SCRATCH_DIR).
 	VolumeScratch = "smartbackup-scratch"
@@ -32,86 +32,212 @@ const (
 	VolumeMasking = "smartbackup-masking"
 )
 
-// injection is everything Apply adds to a pod.
+// injection is everything the webhook owns in a pod: its init container, its
+// volumes, the env it sets in the dbaccess container, and the status annotation.
 type injection struct {
 	Version string
 	Init    corev1.Container
 	Volumes []corev1.Volume
-	// Env is added to the dbaccess container, each variable only when the container
-	// does not set it already.
+	// Env goes first in the dbaccess container (so the pod's own variables can refer
+	// to it as $(DATABASE_ENDPOINT)); the namespace decides every value.
 	Env []corev1.EnvVar
 }
 
-// Apply injects the restore init container and the backup env into pod and returns
-// true, or returns false and leaves pod untouched when it already carries exactly this
-// injection (the status annotation matches and the init container is intact), so
-// Apply(Apply(p)) changes nothing. A pod carrying a stale or edited injection (a copied
-// manifest, another namespace's settings) is injected afresh.
-func Apply(pod *corev1.Pod, s Settings, cfg *config.Config) bool {
+// Apply makes pod carry exactly the injection s and cfg describe and reports whether
+// that changed it. It never trusts what the pod brings: it strips everything the
+// webhook owns (the init container, the reserved volumes, the variables it owns in the
+// dbaccess container, the status annotation) and builds them again, so a pod that
+// arrives with a forged status annotation, an edited init container or another
+// namespace's injection comes out rebuilt. It reports no change only when the rebuilt
+// pod deep-equals the one given, so Apply(Apply(p)) changes nothing, and what other
+// webhooks add in between (their volumes, containers, proxy variables) survives.
+//
+// A denial leaves pod untouched: the pod itself sets a variable the namespace owns to
+// another value (see ownedEnvSource), or names a dbaccess container it does not have.
+func Apply(pod *corev1.Pod, s Settings, cfg *config.Config) (bool, *Denial) {
 	in := build(s, cfg)
-	status := in.status()
-	if in.present(pod, status) {
-		return false
+	want := pod.DeepCopy()
+	if d := in.rebuild(want, s, cfg); d != nil {
+		return false, d
 	}
-
-	// 1. Remove any earlier injection: the reserved init container and volumes.
-	pod.Spec.InitContainers = slices.DeleteFunc(pod.Spec.InitContainers, func(c corev1.Container) bool {
-		return c.Name == contract.InitContainerName
-	})
-	pod.Spec.Volumes = slices.DeleteFunc(pod.Spec.Volumes, func(v corev1.Volume) bool {
-		return v.Name == VolumeScratch || v.Name == VolumeTmp || v.Name == VolumeBackups || v.Name == VolumeMasking
-	})
-
-	// 2. The restore runs first, before any other init container, so that whatever
-	// they do finds the database.
-	pod.Spec.InitContainers = slices.Insert(pod.Spec.InitContainers, 0, in.Init)
-	pod.Spec.Volumes = append(pod.Spec.Volumes, in.Volumes...)
-
-	// 3. The backup env on the dbaccess container, never overriding its own.
-	if c := dbaccessContainer(pod, cfg); c != nil {
-		for _, e := range in.Env {
-			if !slices.ContainsFunc(c.Env, func(have corev1.EnvVar) bool { return have.Name == e.Name }) {
-				c.Env = append(c.Env, e)
-			}
-		}
+	if apiequality.Semantic.DeepEqual(pod, want) {
+		return false, nil
 	}
-
-	// 4. The status annotation.
-	if pod.Annotations == nil {
-		pod.Annotations = map[string]string{}
-	}
-	pod.Annotations[contract.AnnotationInjected] = status
-	return true
+	*pod = *want
+	return true, nil
 }
 
-// Injected reports whether pod carries exactly the injection s and cfg describe.
+// Injected reports whether pod carries exactly the injection s and cfg describe: Apply
+// would change nothing.
 func Injected(pod *corev1.Pod, s Settings, cfg *config.Config) bool {
-	in := build(s, cfg)
-	return in.present(pod, in.status())
+	changed, d := Apply(pod.DeepCopy(), s, cfg)
+	return d == nil && !changed
 }
 
-// present reports whether pod carries in, whose status annotation is status.
-func (in injection) present(pod *corev1.Pod, status string) bool {
-	if pod.Annotations[contract.AnnotationInjected] != status {
-		return false
+// rebuild strips what the webhook owns from p and builds it again, in place.
+func (in injection) rebuild(p *corev1.Pod, s Settings, cfg *config.Config) *Denial {
+	// What the pod may keep from an earlier pass: an earlier injection's values in the
+	// dbaccess container are replaced silently (a pod copied from another namespace),
+	// the pod author's own conflicting values are refused.
+	injectedBefore := p.Annotations[contract.AnnotationInjected] != ""
+
+	// 1. The dbaccess container: chosen before anything moves.
+	target, d := TargetContainer(p, cfg)
+	if d != nil {
+		return d
 	}
-	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.InitContainerName })
-	if i < 0 {
-		return false
-	}
-	c := pod.Spec.InitContainers[i]
-	// Image, env and mounts are what decide which backup is restored where. The
-	// apiserver may default other fields after the first pass, so they are not compared.
-	if c.Image != in.Init.Image || !apiequality.Semantic.DeepEqual(c.Env, in.Init.Env) ||
-		!apiequality.Semantic.DeepEqual(c.VolumeMounts, in.Init.VolumeMounts) {
-		return false
-	}
-	for _, v := range in.Volumes {
-		if !slices.ContainsFunc(pod.Spec.Volumes, func(have corev1.Volume) bool { return have.Name == v.Name }) {
+
+	// 2. Strip the init container, keeping only what another webhook may add to every
+	// init container (proxy variables, the service account token mount).
+	var carried corev1.Container
+	p.Spec.InitContainers = slices.DeleteFunc(p.Spec.InitContainers, func(c corev1.Container) bool {
+		if c.Name != contract.InitContainerName {
 			return false
 		}
+		for _, e := range c.Env {
+			if foreignEnvAllowed(e.Name) {
+				carried.Env = append(carried.Env, e)
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			if foreignMountAllowed(m) {
+				carried.VolumeMounts = append(carried.VolumeMounts, m)
+			}
+		}
+		return true
+	})
+
+	// 3. Strip the variables the webhook owns from the dbaccess container.
+	if target >= 0 {
+		c := &p.Spec.Containers[target]
+		var conflict *Denial
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
+			i := slices.IndexFunc(in.Env, func(o corev1.EnvVar) bool { return o.Name == e.Name })
+			if i < 0 {
+				return false
+			}
+			if conflict == nil && !injectedBefore && !apiequality.Semantic.DeepEqual(e, in.Env[i]) {
+				conflict = envConflict(c.Name, e.Name, s)
+			}
+			return true
+		})
+		if conflict != nil {
+			return conflict
+		}
+		if len(c.Env) == 0 {
+			c.Env = nil
+		}
+		// 4. The namespace's variables first, so that $(VAR) in the pod's own expand.
+		c.Env = append(slices.Clone(in.Env), c.Env...)
 	}
-	return true
+
+	// 5. The init container, after the last native sidecar (an init container with
+	// restartPolicy Always: a mesh proxy or a Cloud SQL Auth Proxy the restore needs to
+	// reach the database) and before every ordinary init container, so whatever they
+	// do finds the database.
+	init := in.Init
+	init.Env = append(slices.Clone(init.Env), carried.Env...)
+	init.VolumeMounts = append(slices.Clone(init.VolumeMounts), carried.VolumeMounts...)
+	at := 0
+	for i, c := range p.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			at = i + 1
+		}
+	}
+	p.Spec.InitContainers = slices.Insert(p.Spec.InitContainers, at, init)
+
+	// 6. The reserved volumes, each where it was (so a second pass moves nothing),
+	// the missing ones appended; a reserved name the injection does not use is dropped.
+	p.Spec.Volumes = mergeVolumes(p.Spec.Volumes, in.Volumes)
+
+	// 7. The status annotation.
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations[contract.AnnotationInjected] = in.status()
+	return nil
+}
+
+// ReservedVolumes are the names of every volume the webhook may add: a pod's own volume
+// of such a name is replaced, or removed when the namespace's injection has none. A new
+// volume in build gets its name here too.
+var ReservedVolumes = []string{VolumeScratch, VolumeTmp, VolumeBackups, VolumeMasking}
+
+func reservedVolume(name string) bool { return slices.Contains(ReservedVolumes, name) }
+
+func mergeVolumes(have, ours []corev1.Volume) []corev1.Volume {
+	out := make([]corev1.Volume, 0, len(have)+len(ours))
+	placed := map[string]bool{}
+	for _, v := range have {
+		if !reservedVolume(v.Name) {
+			out = append(out, v)
+			continue
+		}
+		i := slices.IndexFunc(ours, func(o corev1.Volume) bool { return o.Name == v.Name })
+		if i >= 0 && !placed[v.Name] {
+			out = append(out, ours[i])
+			placed[v.Name] = true
+		}
+	}
+	for _, o := range ours {
+		if !placed[o.Name] {
+			out = append(out, o)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// proxyEnv are the variables another webhook may add to every init container, ours
+// included (an egress proxy injector): they survive a second pass. Nothing else a pod
+// or a webhook puts into the restore container does.
+var proxyEnv = []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+
+func foreignEnvAllowed(name string) bool {
+	return slices.Contains(proxyEnv, name) && !slices.Contains(contract.Names, name)
+}
+
+// ServiceAccountTokenPath is where the ServiceAccount admission plugin mounts the API
+// token into every container, init containers included, when it runs after the webhook.
+const ServiceAccountTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+func foreignMountAllowed(m corev1.VolumeMount) bool {
+	return m.MountPath == ServiceAccountTokenPath && m.ReadOnly && m.SubPath == "" && m.SubPathExpr == "" && !reservedVolume(m.Name)
+}
+
+// ownedEnvSource says, for each variable the webhook owns in the dbaccess container,
+// what decides its value: the denial of a pod that sets it otherwise names it.
+func ownedEnvSource(name string, s Settings) string {
+	switch name {
+	case contract.EnvDatabaseEndpoint:
+		return "annotation " + contract.AnnotationDatabaseEndpoint
+	case contract.EnvDatabasePort:
+		return "annotation " + contract.AnnotationDatabasePort
+	case contract.EnvDatabaseName:
+		return "annotation " + contract.AnnotationDatabaseName
+	case contract.EnvDatabaseCodepage:
+		return "annotation " + contract.AnnotationDatabaseCodepage
+	case contract.EnvBackupStorageURL:
+		return fmt.Sprintf("the smartbackup operators' storage for product %q (label %s)", s.Product, contract.LabelProduct)
+	case contract.EnvNamespace:
+		return "the pod's namespace (metadata.namespace)"
+	}
+	if a, ok := ownedEnvAnnotations[name]; ok {
+		return "annotation " + a
+	}
+	return "its smartbackup settings"
+}
+
+// ownedEnvAnnotations maps further owned variables to the namespace annotation that
+// sets them (additions to DatabaseEnv register here for their denial message).
+var ownedEnvAnnotations = map[string]string{}
+
+func envConflict(container, name string, s Settings) *Denial {
+	return &Denial{ReasonEnvConflict, fmt.Sprintf(
+		"container %q sets %s, which namespace %q decides (%s): remove it from the pod, or ask a cluster administrator to change that setting",
+		container, name, s.Namespace, ownedEnvSource(name, s))}
 }
 
 // Status is the value of the status annotation for s and cfg: the injector's version
@@ -128,19 +254,51 @@ func (in injection) status() string {
 	return Version + "-" + hex.EncodeToString(sum[:8])
 }
 
-// dbaccessContainer is the container named by the configuration, or the first.
-func dbaccessContainer(pod *corev1.Pod, cfg *config.Config) *corev1.Container {
-	if len(pod.Spec.Containers) == 0 {
-		return nil
+// DefaultContainerAnnotation is the pod annotation kubectl reads for its default
+// container; the webhook reads it first to find the dbaccess container.
+const DefaultContainerAnnotation = "kubectl.kubernetes.io/default-container"
+
+// KnownSidecars are container names that are never the dbaccess container: mesh
+// proxies, database proxies and agents other webhooks add, some of them first (Linkerd
+// puts linkerd-proxy first since 2.11).
+var KnownSidecars = []string{
+	"istio-proxy", "linkerd-proxy", "cloud-sql-proxy", "cloudsql-proxy", "vault-agent",
+	"consul-dataplane", "envoy-sidecar", "kuma-sidecar", "pgbouncer", "datadog-agent",
+}
+
+// TargetContainer is the index of the container that receives the database env: the
+// one named by the pod's kubectl.kubernetes.io/default-container annotation, else the
+// one named dbaccess, else the one SMARTBACKUP_DBACCESS_CONTAINER names, else the
+// first that is not a known sidecar. -1 when the pod has no container. Which
+// container gets the env is the pod author's choice to make; what it gets is not.
+func TargetContainer(p *corev1.Pod, cfg *config.Config) (int, *Denial) {
+	byName := func(n string) int {
+		return slices.IndexFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Name == n })
+	}
+	if n, ok := p.Annotations[DefaultContainerAnnotation]; ok {
+		if i := byName(n); i >= 0 {
+			return i, nil
+		}
+		return -1, &Denial{ReasonInvalidTargetContainer, fmt.Sprintf(
+			"pod annotation %s names container %q, which the pod does not have; it names the container that receives the database settings",
+			DefaultContainerAnnotation, n)}
+	}
+	if i := byName(contract.DBAccessName); i >= 0 {
+		return i, nil
 	}
 	if cfg.DBAccessContainer != "" {
-		for i := range pod.Spec.Containers {
-			if pod.Spec.Containers[i].Name == cfg.DBAccessContainer {
-				return &pod.Spec.Containers[i]
-			}
+		if i := byName(cfg.DBAccessContainer); i >= 0 {
+			return i, nil
 		}
 	}
-	return &pod.Spec.Containers[0]
+	if len(p.Spec.Containers) == 0 {
+		return -1, nil
+	}
+	if i := slices.IndexFunc(p.Spec.Containers, func(c corev1.Container) bool { return !slices.Contains(KnownSidecars, c.Name) }); i >= 0 {
+		return i, nil
+	}
+	return -1, &Denial{ReasonInvalidTargetContainer, fmt.Sprintf(
+		"every container of the pod is a known sidecar; name the dbaccess container with pod annotation %s", DefaultContainerAnnotation)}
 }
 
 func build(s Settings, cfg *config.Config) injection {
@@ -194,6 +352,8 @@ func build(s Settings, cfg *config.Config) injection {
 		volumes = append(volumes, corev1.Volume{Name: VolumeMasking, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: s.MaskingConfigMap},
 			Items:                []corev1.KeyToPath{{Key: contract.MaskingKey, Path: contract.MaskingKey}},
+			// The apiserver's default, set here so the stored pod equals the injection.
+			DefaultMode: new(corev1.ConfigMapVolumeSourceDefaultMode),
 		}}})
 	}
 

@@ -80,7 +80,8 @@ type Lookup func(ctx context.Context, name string) (*Namespace, error)
 // Run is the whole pipeline on a pod being created in ns: Decide, then CheckSource with
 // the source found by lookup (the only I/O, done only when the namespace restores from
 // another one), then Apply. The decision is Skip with ReasonAlreadyInjected when Apply
-// found nothing to do. An error is a failed lookup, never a policy outcome.
+// found nothing to do, and Deny when Apply refuses the pod (the pod is then untouched).
+// An error is a failed lookup, never a policy outcome.
 func Run(ctx context.Context, pod *corev1.Pod, ns Namespace, lookup Lookup, cfg *config.Config) (Decision, error) {
 	d := Decide(pod, ns, cfg)
 	if d.NeedsSource() {
@@ -93,8 +94,15 @@ func Run(ctx context.Context, pod *corev1.Pod, ns Namespace, lookup Lookup, cfg 
 	if d.Action != Inject {
 		return d, nil
 	}
-	if !Apply(pod, d.Settings, cfg) {
+	before := pod.Annotations[contract.AnnotationInjected] != ""
+	changed, denial := Apply(pod, d.Settings, cfg)
+	switch {
+	case denial != nil:
+		return deny(denial), nil
+	case !changed:
 		d.Action, d.Reason = Skip, ReasonAlreadyInjected
+	case before:
+		d.Reason = ReasonReinjected
 	}
 	return d, nil
 }

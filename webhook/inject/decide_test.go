@@ -249,7 +249,10 @@ var decideCases = map[string]decideCase{
 // reasonsProducedElsewhere are reasons the admission handler produces, with the test
 // that covers each.
 var reasonsProducedElsewhere = map[inject.Reason]string{
-	inject.ReasonNotCreate: "admission.TestDefaulter",
+	inject.ReasonNotCreate:              "admission.TestDefaulter",
+	inject.ReasonReinjected:             "TestTamperedInjectionIsRebuilt",
+	inject.ReasonEnvConflict:            "TestNamespaceOwnsTheConnection, golden env-conflict-denied",
+	inject.ReasonInvalidTargetContainer: "TestTargetContainer, golden default-container-missing-denied",
 }
 
 func TestRun(t *testing.T) {
@@ -270,8 +273,11 @@ func TestRun(t *testing.T) {
 			}
 			if tc.injected {
 				d := inject.Decide(p, ns, cfg)
-				if d.Action != inject.Inject || !inject.Apply(p, d.Settings, cfg) {
+				if d.Action != inject.Inject {
 					t.Fatalf("preparing an injected pod: %+v", d)
+				}
+				if changed, denial := inject.Apply(p, d.Settings, cfg); !changed || denial != nil {
+					t.Fatalf("preparing an injected pod: changed %v, %v", changed, denial)
 				}
 			}
 			before := p.DeepCopy()

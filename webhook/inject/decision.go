@@ -9,7 +9,8 @@
 //  1. Decide: is the namespace enabled, is this a dbaccess pod of a known product, are
 //     the namespace's settings valid? (skip, deny or inject, with a Reason)
 //  2. CheckSource: when the namespace restores from another namespace, may it?
-//  3. Apply: inject, or do nothing when the pod already carries this injection.
+//  3. Apply: strip everything the webhook owns and build it again from the namespace
+//     and the configuration; nothing when the result is the pod as it came.
 package inject
 
 // Reason says why a pod was skipped, denied or injected. Reasons are stable strings for
@@ -31,8 +32,15 @@ const (
 	ReasonAlreadyInjected Reason = "already_injected"
 )
 
-// ReasonInjected: the pod was injected.
-const ReasonInjected Reason = "injected"
+// Reasons a pod is injected.
+const (
+	// ReasonInjected: the pod was injected.
+	ReasonInjected Reason = "injected"
+	// ReasonReinjected: the pod arrived with the status annotation but not exactly this
+	// injection (edited, copied from another namespace, or moved by another webhook)
+	// and was rebuilt.
+	ReasonReinjected Reason = "reinjected"
+)
 
 // Reasons a pod is denied: its namespace is enabled and the pod is a dbaccess pod of a
 // known product, so starting it without a restore would boot dbaccess on a missing
@@ -69,6 +77,12 @@ const (
 	ReasonSourceOtherCustomer Reason = "source_other_customer"
 	// ReasonSourceOtherProduct: the restore source is another product.
 	ReasonSourceOtherProduct Reason = "source_other_product"
+	// ReasonEnvConflict: the pod sets a variable the namespace decides (the database
+	// endpoint, name, …) to another value.
+	ReasonEnvConflict Reason = "env_conflict"
+	// ReasonInvalidTargetContainer: the pod's kubectl.kubernetes.io/default-container
+	// annotation names no container of the pod, or every container is a known sidecar.
+	ReasonInvalidTargetContainer Reason = "invalid_target_container"
 )
 
 // Action is what the handler does with a pod.

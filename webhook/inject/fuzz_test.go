@@ -63,11 +63,11 @@ func FuzzNamespaceSettings(f *testing.F) {
 		if d != nil {
 			t.Fatalf("Decide injects what ParseNamespace denied (%s)", d.Reason)
 		}
-		if !inject.Apply(p, dec.Settings, cfg) {
-			t.Fatal("first Apply changed nothing")
+		if changed, denial := inject.Apply(p, dec.Settings, cfg); !changed || denial != nil {
+			t.Fatalf("first Apply: changed %v, %v", changed, denial)
 		}
-		if inject.Apply(p, dec.Settings, cfg) {
-			t.Fatal("second Apply changed the pod")
+		if changed, denial := inject.Apply(p, dec.Settings, cfg); changed || denial != nil {
+			t.Fatalf("second Apply: changed %v, %v", changed, denial)
 		}
 		for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
 			for _, e := range c.Env {

@@ -72,7 +72,11 @@ func TestGolden(t *testing.T) {
 				t.Errorf("injecting twice changed the pod (-once +twice):\n%s", diff)
 			}
 			checkSecretsByReference(t, pod)
-			for _, e := range pod.Spec.InitContainers[0].Env {
+			init := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == contract.InitContainerName })
+			if init < 0 {
+				t.Fatal("no restore init container")
+			}
+			for _, e := range pod.Spec.InitContainers[init].Env {
 				if !slices.Contains(contract.Names, e.Name) {
 					t.Errorf("injected %s, which is not in internal/contract's list", e.Name)
 				}
