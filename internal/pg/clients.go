@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // DefaultClientRoot is where Debian (and our images) install one directory of client
@@ -90,8 +91,9 @@ func ToolVersion(ctx context.Context, path string) (string, error) {
 }
 
 // Env is the environment of a client process: the password goes in PGPASSWORD of the
-// child only (never an argument, never logged), with PGCONNECT_TIMEOUT and without
-// inherited PG* variables that could redirect it.
+// child only (never an argument, never logged), with PGCONNECT_TIMEOUT, the same TLS
+// policy as the pgx connections (PGSSLMODE, PGSSLROOTCERT) and without inherited PG*
+// variables that could redirect it.
 func (c Conn) Env() []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
@@ -99,20 +101,133 @@ func (c Conn) Env() []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env,
+	env = append(env,
 		"PGHOST="+c.Host, "PGPORT="+strconv.Itoa(c.Port), "PGUSER="+c.User,
 		"PGDATABASE="+c.Database, "PGPASSWORD="+c.Password, "PGCONNECT_TIMEOUT=10",
-		"PGAPPNAME="+c.AppName, "PGSSLMODE=prefer")
+		"PGAPPNAME="+c.AppName, "PGSSLMODE="+c.sslMode())
+	if c.SSLRootCert != "" {
+		env = append(env, "PGSSLROOTCERT="+c.SSLRootCert)
+	}
+	return env
 }
 
-// LogLines streams r into the log, one entry per line, until r ends. pg_dump and
-// pg_restore --verbose print table names and progress, never data or passwords.
+// LogLines streams a client's stderr into the log until r ends, one entry per kept
+// line, and always reads r to its end: a client blocked writing to a pipe nobody reads
+// would hang its parent (and the restore lock) forever. Lines of any length are read;
+// only their head is looked at.
+//
+// pg_dump and pg_restore --verbose print object names and progress, but a failing
+// statement brings the server's message with it, and that can quote customer data
+// (`DETAIL:  Key (cpf)=(111.222.333-44) is duplicated.`, `CONTEXT:  COPY …`,
+// `Command was: …` with the statement text). ClientLine decides what is logged.
 func LogLines(log logr.Logger, tool string, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		log.Info("client output", "tool", tool, "line", sc.Text())
+	br := bufio.NewReaderSize(r, 64<<10)
+	withheld := 0
+	for {
+		line, err := readLine(br)
+		if line != "" || err == nil {
+			if kept, ok := ClientLine(tool, line); ok {
+				log.Info("client output", "tool", tool, "line", kept)
+			} else {
+				withheld++
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				log.Info("client output unreadable; discarding the rest", "tool", tool, "error", err.Error())
+			}
+			break
+		}
 	}
+	// Whatever happened above, the writer must never block on a full pipe.
+	_, _ = io.Copy(io.Discard, r)
+	if withheld > 0 {
+		log.Info("client output lines withheld (they may quote data)", "tool", tool, "lines", withheld)
+	}
+}
+
+// maxLineHead is how much of a line is kept; the rest of a longer line is skipped.
+const maxLineHead = 4 << 10
+
+// readLine returns the head of the next line (without its newline), skipping the rest
+// of a line longer than the reader's buffer.
+func readLine(br *bufio.Reader) (string, error) {
+	chunk, err := br.ReadSlice('\n')
+	head := string(chunk[:min(len(chunk), maxLineHead)])
+	for errors.Is(err, bufio.ErrBufferFull) {
+		_, err = br.ReadSlice('\n')
+	}
+	return strings.TrimRight(head, "\r\n"), err
+}
+
+var (
+	// quotedAfterColon is a value the server quotes after a colon
+	// (`invalid input syntax for type integer: "abc"`); identifiers follow a noun
+	// (`index "clientes_cpf"`), never a colon.
+	// The server does not escape quotes inside a value, so everything to the end of
+	// the line goes.
+	quotedAfterColon = regexp.MustCompile(`(:|near) +".*`)
+	// singleQuoted is a literal (to the end of the line when it does not close).
+	singleQuoted = regexp.MustCompile(`'(?:[^']|'')*(?:'|$)`)
+)
+
+// RedactValues replaces what a server message quotes (a value after a colon or
+// "near", a single-quoted literal) by "…", keeping the object names it cites.
+func RedactValues(msg string) string {
+	msg = quotedAfterColon.ReplaceAllString(msg, `$1 "…"`)
+	return singleQuoted.ReplaceAllString(msg, "'…'")
+}
+
+// RedactServerError hides what a server error quotes: its message is redacted as
+// RedactValues does, and its DETAIL, HINT, WHERE and statement position are never
+// shown (errors.As still finds the *pgconn.PgError, for its code).
+func RedactServerError(err error) error {
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) {
+		return err
+	}
+	return &redactedError{pg: pgErr}
+}
+
+type redactedError struct{ pg *pgconn.PgError }
+
+func (e *redactedError) Error() string {
+	return fmt.Sprintf("%s: %s (SQLSTATE %s)", e.pg.Severity, RedactValues(e.pg.Message), e.pg.Code)
+}
+
+func (e *redactedError) Unwrap() error { return e.pg }
+
+// ClientLine is what the log may show of one line of pg_dump's or pg_restore's stderr,
+// and whether to log it at all. The rule:
+//   - only lines the client itself starts with "<tool>: " are logged; every other line
+//     continues a server message (DETAIL:, HINT:, CONTEXT:, QUERY:, STATEMENT:, LINE n:,
+//     the caret line) or the text of a statement (Command was: …) and is withheld;
+//   - "<tool>: detail: " and "<tool>: hint: " lines are withheld, except the server's
+//     error message that pg_dump prints as a detail;
+//   - "Command was: …" is cut off wherever it starts;
+//   - in what is kept, a double-quoted string after a colon or after "near" (to the
+//     end of the line), and any single-quoted literal, is replaced by "…": error lines
+//     keep their object names
+//     (`could not create unique index "clientes_cpf"`) and lose the values they quote;
+//   - a line is kept to its first 1000 bytes.
+func ClientLine(tool, line string) (string, bool) {
+	rest, ok := strings.CutPrefix(line, tool+": ")
+	if !ok {
+		return "", false
+	}
+	for _, p := range []string{"detail: ", "hint: ", "DETAIL: ", "HINT: "} {
+		if strings.HasPrefix(rest, p) && !strings.Contains(rest, "Error message from server:") {
+			return "", false
+		}
+	}
+	if i := strings.Index(rest, "Command was:"); i >= 0 {
+		rest = strings.TrimSpace(rest[:i])
+	}
+	rest = RedactValues(rest)
+	if len(rest) > 1000 {
+		rest = strings.ToValidUTF8(rest[:1000], "") + "…"
+	}
+	return tool + ": " + rest, true
 }
 
 // ExitError describes how a client process ended.

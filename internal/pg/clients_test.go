@@ -1,0 +1,109 @@
+package pg_test
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+
+	"github.com/smartbackup/smartbackup/internal/pg"
+)
+
+// TestClientLine: what pg_restore and pg_dump (12 and 15) print around a failing
+// statement, and what the log may show of it.
+func TestClientLine(t *testing.T) {
+	tests := map[string]struct {
+		tool, line string
+		want       string // "" = withheld
+	}{
+		"a progress line is kept": {
+			tool: "pg_restore", line: `pg_restore: creating TABLE "public.clientes"`, want: `pg_restore: creating TABLE "public.clientes"`},
+		"an error naming an index is kept": {
+			tool: "pg_restore", line: `pg_restore: error: could not execute query: ERROR:  could not create unique index "clientes_cpf"`,
+			want: `pg_restore: error: could not execute query: ERROR:  could not create unique index "clientes_cpf"`},
+		"the TOC entry line is kept": {
+			tool: "pg_restore", line: `pg_restore: from TOC entry 3207; 1259 16420 INDEX clientes_cpf app`, want: `pg_restore: from TOC entry 3207; 1259 16420 INDEX clientes_cpf app`},
+		"the server's DETAIL is withheld": {
+			tool: "pg_restore", line: `DETAIL:  Key (cpf)=(111.222.333-44) is duplicated.`},
+		"the statement text is withheld": {
+			tool: "pg_restore", line: `Command was: CREATE UNIQUE INDEX clientes_cpf ON public.clientes USING btree (cpf);`},
+		"a statement's continuation line is withheld": {
+			tool: "pg_restore", line: `    'Maria da Conceição', '111.222.333-44');`},
+		"CONTEXT is withheld": {
+			tool: "pg_restore", line: `CONTEXT:  COPY clientes, line 1, column id: "Maria"`},
+		"a value an error quotes is redacted": {
+			tool: "pg_restore", line: `pg_restore: error: COPY failed for table "clientes": ERROR:  invalid input syntax for type integer: "111.222.333-44"`,
+			want: `pg_restore: error: COPY failed for table "clientes": ERROR:  invalid input syntax for type integer: "…"`},
+		"a token near a syntax error is redacted": {
+			tool: "pg_restore", line: `pg_restore: error: could not execute query: ERROR:  syntax error at or near "Maria"`,
+			want: `pg_restore: error: could not execute query: ERROR:  syntax error at or near "…"`},
+		"a single-quoted literal is redacted": {
+			tool: "pg_restore", line: `pg_restore: error: could not execute query: ERROR:  x 'Maria d''Ávila' y`,
+			want: `pg_restore: error: could not execute query: ERROR:  x '…' y`},
+		"Command was on the tool's own line is cut": {
+			tool: "pg_dump", line: `pg_dump: error: query failed: ERROR:  permission denied for table clientes Command was: SELECT 'x'`,
+			want: `pg_dump: error: query failed: ERROR:  permission denied for table clientes`},
+		"pg_dump's detail lines are withheld": {
+			tool: "pg_dump", line: `pg_dump: detail: Command was: COPY public.clientes (id, cpf) TO stdout;`},
+		"pg_dump's server error detail is kept, redacted": {
+			tool: "pg_dump", line: `pg_dump: detail: Error message from server: ERROR:  invalid input syntax for type integer: "111"`,
+			want: `pg_dump: detail: Error message from server: ERROR:  invalid input syntax for type integer: "…"`},
+		"another tool's prefix is not ours": {
+			tool: "pg_dump", line: `pg_restore: creating TABLE "public.x"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, ok := pg.ClientLine(tc.tool, tc.line)
+			if tc.want == "" {
+				if ok {
+					t.Fatalf("logged %q, want it withheld", got)
+				}
+				return
+			}
+			if !ok || got != tc.want {
+				t.Fatalf("ClientLine = %q, %v; want %q", got, ok, tc.want)
+			}
+		})
+	}
+}
+
+// TestLogLinesReadsEverything: a line far longer than any buffer neither stops the
+// reader nor reaches the log, and what follows it is still read (the writer never
+// blocks).
+func TestLogLinesReadsEverything(t *testing.T) {
+	huge := "Command was: COMMENT ON TABLE x IS '" + strings.Repeat("Maria da Conceição ", 3<<20/20) + "';"
+	in := "pg_restore: creating TABLE \"public.x\"\n" + huge + "\n" + "pg_restore: error: could not execute query: ERROR:  bad: \"Maria\"\n" + strings.Repeat("DETAIL: Maria\n", 1000) + "pg_restore: last line"
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := funcr.NewJSON(func(obj string) { mu.Lock(); buf.WriteString(obj + "\n"); mu.Unlock() }, funcr.Options{})
+	pr, pw := io.Pipe()
+	written := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(pw, in)
+		_ = pw.Close()
+		written <- err
+	}()
+	done := make(chan struct{})
+	go func() { pg.LogLines(log, "pg_restore", pr); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("LogLines did not read its input to the end")
+	}
+	if err := <-written; err != nil {
+		t.Fatalf("the writer failed: %v", err)
+	}
+	out := buf.String()
+	if strings.Contains(out, "Maria") {
+		t.Errorf("the log carries data:\n%.2000s", out)
+	}
+	for _, want := range []string{`creating TABLE \"public.x\"`, `pg_restore: last line`, `ERROR:  bad: \"…\"`, `"lines":1001`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %s:\n%.2000s", want, out)
+		}
+	}
+}
