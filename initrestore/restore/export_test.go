@@ -2,7 +2,6 @@ package restore
 
 // Knobs for tests of this package.
 var (
-	RetryDelay        = &retryDelay
 	LockKey           = lockKey
 	MissingExtensions = missingExtensions
 )

@@ -35,7 +35,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	*restore.RetryDelay = 50 * time.Millisecond
 	testenv.Main(m)
 }
 
