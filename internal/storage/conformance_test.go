@@ -125,6 +125,7 @@ func TestConformance(t *testing.T) {
 			t.Run("small object, metadata and stat", func(t *testing.T) { testSmall(t, d) })
 			t.Run("cancelled upload leaves nothing", func(t *testing.T) { testCancelledUpload(t, d) })
 			t.Run("failed overwrite keeps the old object", func(t *testing.T) { testFailedOverwrite(t, d) })
+			t.Run("only a clean io.EOF commits", func(t *testing.T) { testOnlyCleanEOFCommits(t, d) })
 			t.Run("missing object is ErrNotFound", func(t *testing.T) { testMissing(t, d) })
 			t.Run("unreachable store is not ErrNotFound", func(t *testing.T) { testUnreachable(t, d) })
 			t.Run("list under a prefix", func(t *testing.T) { testList(t, d) })
@@ -273,6 +274,49 @@ func testFailedOverwrite(t *testing.T, d driver) {
 	}
 	if left := d.leftovers(t, s); len(left) > 0 {
 		t.Errorf("leftovers after a failed write: %v", left)
+	}
+}
+
+// testOnlyCleanEOFCommits: a source that ends with anything but exactly io.EOF (a
+// truncated stream's io.ErrUnexpectedEOF, an error wrapping io.EOF, an error given with
+// the last bytes) fails the write, whether the stream is shorter than one part or spans
+// several, and the object written before stays whole.
+func testOnlyCleanEOFCommits(t *testing.T, d driver) {
+	ends := map[string]error{
+		"io.ErrUnexpectedEOF":             io.ErrUnexpectedEOF,
+		"an error wrapping io.EOF":        fmt.Errorf("reading the source: %w", io.EOF),
+		"an error wrapping ErrUnexpected": fmt.Errorf("gunzip: %w", io.ErrUnexpectedEOF),
+	}
+	sizes := map[string]int64{"less than one part": 1 << 10, "several parts": 40 << 20}
+	s := d.open(t)
+	ctx := t.Context()
+	for endName, end := range ends {
+		for sizeName, size := range sizes {
+			for _, withData := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s after %s, with the last bytes=%v", endName, sizeName, withData), func(t *testing.T) {
+					key := "ns/" + strings.NewReplacer(" ", "-", ".", "-").Replace(strings.ToLower(endName+"-"+sizeName)) + ".dump.gz"
+					if _, err := s.Put(ctx, key, strings.NewReader("good backup"), PutOptions{}); err != nil {
+						t.Fatal(err)
+					}
+					r := &endingReader{src: newGenerator(size, 4), end: end, withData: withData}
+					if _, err := s.Put(ctx, key, r, PutOptions{}); !errors.Is(err, end) {
+						t.Fatalf("Put = %v, want the source's error %v", err, end)
+					}
+					if b := readAll(t, s, key); string(b) != "good backup" {
+						t.Fatalf("after a source that failed with %v the object holds %d bytes, want the old content", end, len(b))
+					}
+					if left := d.leftovers(t, s); len(left) > 0 {
+						t.Errorf("leftovers after a failed write: %v", left)
+					}
+				})
+			}
+		}
+	}
+	// And a clean io.EOF, given with the last bytes, commits everything.
+	r := &endingReader{src: newGenerator(40<<20, 5), end: io.EOF, withData: true}
+	info, err := s.Put(ctx, "ns/clean.dump.gz", r, PutOptions{})
+	if err != nil || info.Size != 40<<20 {
+		t.Fatalf("Put of a clean stream = %+v, %v", info, err)
 	}
 }
 
@@ -542,6 +586,22 @@ func (r *stallingReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.src.Read(p)
 	r.read += int64(n)
+	return n, err
+}
+
+// endingReader streams src, then ends with end: on a read of its own, or (withData)
+// on the read that returns the last bytes.
+type endingReader struct {
+	src      *generator
+	end      error
+	withData bool
+}
+
+func (r *endingReader) Read(p []byte) (int, error) {
+	n, err := r.src.Read(p)
+	if err == io.EOF || (r.withData && r.src.left == 0) {
+		return n, r.end
+	}
 	return n, err
 }
 

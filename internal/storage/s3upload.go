@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -38,8 +37,8 @@ func (u *s3Upload) run(ctx context.Context, r io.Reader) error {
 		free <- make([]byte, u.s.partSize)
 	}
 	buf := <-free
-	n, err := io.ReadFull(r, buf)
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	n, err := fill(r, buf)
+	if err == io.EOF {
 		return u.single(ctx, buf[:n])
 	}
 	if err != nil {
@@ -87,18 +86,17 @@ func (u *s3Upload) run(ctx context.Context, r io.Reader) error {
 		if pctx.Err() != nil {
 			break
 		}
-		n, err = io.ReadFull(r, buf)
-		if errors.Is(err, io.EOF) {
+		n, err = fill(r, buf)
+		if err == io.EOF && n == 0 {
 			free <- buf
 			break
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = io.EOF // a short last part
-		} else if err != nil {
+		if err != nil && err != io.EOF {
 			u.fail(err)
 			free <- buf
 			break
 		}
+		// err == io.EOF here: a short last part, queued by the next iteration.
 	}
 	wg.Wait()
 	if u.err == nil && ctx.Err() != nil {
@@ -109,6 +107,23 @@ func (u *s3Upload) run(ctx context.Context, r io.Reader) error {
 		return u.err
 	}
 	return u.complete(ctx)
+}
+
+// fill reads into buf until it is full or r fails. It returns io.EOF only when r
+// returned exactly io.EOF, the one clean end of a stream: io.ReadFull would turn a
+// source's own io.ErrUnexpectedEOF, or an error wrapping io.EOF, into something that
+// reads as a clean short part, and the upload would commit a truncated object. An
+// error that comes with the last bytes is kept, never dropped with a full buffer.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (u *s3Upload) fail(err error) {
