@@ -366,7 +366,7 @@ func TestRetention(t *testing.T) {
 			dated = append(dated, k) // oldest first: keys sort by time
 		}
 	}
-	cfg := configFor(t, src, url, "cliente-prod", map[string]string{"BACKUP_KEEP_DAILY": "7"})
+	cfg := configFor(t, src, url, "cliente-prod", map[string]string{"BACKUP_KEEP_DAILY": "7", "BACKUP_KEEP_WEEKLY": "0", "BACKUP_KEEP_MONTHLY": "0"})
 	res, err := backup.Run(t.Context(), testr.New(t), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -34,8 +34,8 @@ type Config struct {
 	Namespace string `envconfig:"NAMESPACE" required:"true"`
 	// KeepDaily, KeepWeekly and KeepMonthly are the retention (see Retain).
 	KeepDaily   int `envconfig:"BACKUP_KEEP_DAILY" default:"7"`
-	KeepWeekly  int `envconfig:"BACKUP_KEEP_WEEKLY" default:"0"`
-	KeepMonthly int `envconfig:"BACKUP_KEEP_MONTHLY" default:"0"`
+	KeepWeekly  int `envconfig:"BACKUP_KEEP_WEEKLY" default:"4"`
+	KeepMonthly int `envconfig:"BACKUP_KEEP_MONTHLY" default:"3"`
 	// Timezone decides which day, week and month a backup belongs to.
 	Timezone string `envconfig:"BACKUP_TIMEZONE" default:"America/Sao_Paulo"`
 	// DumpCompression is pg_dump's -Z inside the archive. The page uses 6, which leaves

@@ -42,6 +42,10 @@ type Config struct {
 	// KeepDaily, when positive, prunes the target's backups beyond that many days
 	// (per namespace); zero never deletes on the target.
 	KeepDaily int `envconfig:"SYNC_KEEP_DAILY" default:"0"`
+	// KeepWeekly and KeepMonthly also keep, when KeepDaily prunes, the newest backup
+	// of that many ISO weeks and months.
+	KeepWeekly  int `envconfig:"SYNC_KEEP_WEEKLY" default:"0"`
+	KeepMonthly int `envconfig:"SYNC_KEEP_MONTHLY" default:"0"`
 	// Timezone decides which day a backup belongs to for SYNC_KEEP_DAILY.
 	Timezone string `envconfig:"BACKUP_TIMEZONE" default:"America/Sao_Paulo"`
 	// ProgressInterval is how often the progress of a large copy is logged.
@@ -62,8 +66,8 @@ func LoadConfig() (Config, error) {
 	if c.SourceURL == c.TargetURL {
 		return Config{}, errors.New("invalid configuration: SYNC_SOURCE_URL and SYNC_TARGET_URL are the same")
 	}
-	if c.KeepDaily < 0 {
-		return Config{}, errors.New("invalid configuration: SYNC_KEEP_DAILY must not be negative")
+	if c.KeepDaily < 0 || c.KeepWeekly < 0 || c.KeepMonthly < 0 {
+		return Config{}, errors.New("invalid configuration: SYNC_KEEP_DAILY, SYNC_KEEP_WEEKLY and SYNC_KEEP_MONTHLY must not be negative")
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration: BACKUP_TIMEZONE: %w", err)
@@ -287,7 +291,7 @@ func (s *syncer) prune(ctx context.Context) (int, error) {
 			backups = append(backups, b)
 		}
 	}
-	_, drop := layout.Retain(backups, layout.Policy{Daily: s.cfg.KeepDaily, Location: loc})
+	_, drop := layout.Retain(backups, layout.Policy{Daily: s.cfg.KeepDaily, Weekly: s.cfg.KeepWeekly, Monthly: s.cfg.KeepMonthly, Location: loc})
 	for i, b := range drop {
 		for _, key := range []string{b.Key, layout.ManifestKey(b.Key)} {
 			if err := s.dst.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -82,10 +82,21 @@ const (
 	EnvSyncSourceURL = "SYNC_SOURCE_URL"
 	// EnvSyncKeepDaily, when positive, prunes the sync target.
 	EnvSyncKeepDaily = "SYNC_KEEP_DAILY"
+	// EnvSyncKeepWeekly and EnvSyncKeepMonthly also keep, when EnvSyncKeepDaily prunes,
+	// the newest backup of that many ISO weeks and months on the target.
+	EnvSyncKeepWeekly  = "SYNC_KEEP_WEEKLY"
+	EnvSyncKeepMonthly = "SYNC_KEEP_MONTHLY"
 	// EnvBackupTimezone decides which day, week and month a backup belongs to.
 	EnvBackupTimezone = "BACKUP_TIMEZONE"
 	// EnvGzipThreads compress the outer gzip layer in parallel.
 	EnvGzipThreads = "GZIP_THREADS"
+	// EnvBackupMaxConcurrentPerServer is how many backups may dump from one database
+	// server at once (advisory-lock slots on its maintenance database); 0: no limit.
+	EnvBackupMaxConcurrentPerServer = "BACKUP_MAX_CONCURRENT_PER_SERVER"
+	// EnvBackupSlotWaitTimeout bounds the wait for a slot (a Go duration).
+	EnvBackupSlotWaitTimeout = "BACKUP_SLOT_WAIT_TIMEOUT"
+	// EnvBackupSlotDatabase is the maintenance database the slots are taken on.
+	EnvBackupSlotDatabase = "BACKUP_SLOT_DATABASE"
 )
 
 // Tuning shared by both binaries.

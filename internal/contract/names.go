@@ -16,6 +16,8 @@ var Names = []string{
 	EnvBackupKeepDaily, EnvBackupKeepWeekly, EnvBackupKeepMonthly, EnvDumpCompression, EnvGzipLevel,
 	EnvSyncTargetURL, EnvSyncSourceURL, EnvSyncKeepDaily, EnvBackupTimezone, EnvGzipThreads,
 	EnvClientRoot, EnvProgressInterval, EnvLogVerbosity,
+	EnvBackupMaxConcurrentPerServer, EnvBackupSlotWaitTimeout, EnvBackupSlotDatabase,
+	EnvSyncKeepWeekly, EnvSyncKeepMonthly,
 }
 
 // Secrets are the variables that must only ever be injected by secretKeyRef.

@@ -58,6 +58,9 @@ func TestWebhook(t *testing.T) {
 		"HEALTH_ADDR":     fmt.Sprintf("127.0.0.1:%d", healthPort),
 		"SYNC_TARGET_URL": "s3://rubrik-archive/smarterp",
 		"SYNC_NAMESPACE":  testenv.RandomName("smartbackup-"),
+		// One fixed start, so that want() knows it (the window's spread is
+		// webhook/cronjobs's test).
+		"BACKUP_SCHEDULE": "0 21 * * *",
 	})
 
 	w, err := app.New(cfg, kube.Config, app.Options{SkipNameValidation: true})
@@ -257,11 +260,15 @@ func TestWebhook(t *testing.T) {
 				},
 				event: contract.AnnotationDatabasePort,
 			},
-			{name: "opting out deletes it", change: func(n *corev1.Namespace) {
+			{name: "opting out suspends it (kept, see webhook/cronjobs)", want: want(cfg), change: func(n *corev1.Namespace) {
 				delete(n.Annotations, contract.AnnotationDatabasePort)
 				n.Labels[contract.LabelEnabled] = "false"
 			}},
+			{name: "the opt-out annotation deletes it", change: func(n *corev1.Namespace) {
+				n.Annotations[contract.AnnotationBackupOptOut] = "true"
+			}},
 			{name: "opting in again recreates it", want: want(cfg), change: func(n *corev1.Namespace) {
+				delete(n.Annotations, contract.AnnotationBackupOptOut)
 				n.Labels[contract.LabelEnabled] = "true"
 			}},
 		}
@@ -376,11 +383,11 @@ func want(cfg *config.Config) func(*corev1.Namespace) *batchv1.CronJob {
 		if d != nil {
 			panic(d)
 		}
-		schedule, err := cronjobs.Schedule(in, cfg)
+		p, err := cronjobs.PlanFor(in, cfg)
 		if err != nil {
 			panic(err)
 		}
-		return cronjobs.Backup(s, schedule, cfg)
+		return cronjobs.Backup(s, p, cfg)
 	}
 }
 

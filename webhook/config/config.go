@@ -89,8 +89,26 @@ type Config struct {
 	RunAsUser  int64 `envconfig:"RUN_AS_USER" default:"65532"`
 	RunAsGroup int64 `envconfig:"RUN_AS_GROUP" default:"65532"`
 
-	// BackupSchedule is the nightly CronJob's schedule (the page: every day from 21:00).
-	BackupSchedule string `envconfig:"BACKUP_SCHEDULE" default:"0 21 * * *"`
+	// BackupWindow is when the nightly backups start (the page: every day from 21:00):
+	// "HH:MM-HH:MM" in TimeZone, the end excluded and possibly past midnight. Each
+	// namespace gets a start minute in it from a hash of its name (see package
+	// cronjobs), so hundreds of namespaces do not start in the same second.
+	BackupWindow string `envconfig:"BACKUP_WINDOW" default:"21:00-23:00"`
+	// BackupSchedule, when set, is every namespace's schedule instead of a start in
+	// BackupWindow (e.g. the page's "0 21 * * *": all at once).
+	BackupSchedule string `envconfig:"BACKUP_SCHEDULE"`
+	// BackupKeepDaily, BackupKeepWeekly and BackupKeepMonthly are the backups' retention
+	// (the newest backup of each of that many days, ISO weeks and months); a namespace
+	// annotation overrides each.
+	BackupKeepDaily   int `envconfig:"BACKUP_KEEP_DAILY" default:"7"`
+	BackupKeepWeekly  int `envconfig:"BACKUP_KEEP_WEEKLY" default:"4"`
+	BackupKeepMonthly int `envconfig:"BACKUP_KEEP_MONTHLY" default:"3"`
+	// BackupMaxConcurrentPerServer is how many backups may dump from one database
+	// server at once, across namespaces (advisory-lock slots on the server); 0: no
+	// limit. A namespace annotation overrides it.
+	BackupMaxConcurrentPerServer int `envconfig:"BACKUP_MAX_CONCURRENT_PER_SERVER" default:"4"`
+	// BackupSlotWait bounds a backup's wait for a slot (BACKUP_SLOT_WAIT_TIMEOUT).
+	BackupSlotWait time.Duration `envconfig:"BACKUP_SLOT_WAIT_TIMEOUT" default:"2h"`
 	// TimeZone is the CronJobs' timeZone.
 	TimeZone string `envconfig:"TIME_ZONE" default:"America/Sao_Paulo"`
 	// SuccessfulJobsHistory and FailedJobsHistory are the CronJobs' history limits.
@@ -120,6 +138,10 @@ type Config struct {
 	// SyncKeepDaily, when positive, prunes the target beyond that many days
 	// (SYNC_KEEP_DAILY); zero never deletes on the target.
 	SyncKeepDaily int `envconfig:"SYNC_KEEP_DAILY" default:"0"`
+	// SyncKeepWeekly and SyncKeepMonthly keep, with SyncKeepDaily, the newest backup of
+	// that many ISO weeks and months on the target (only when SyncKeepDaily prunes).
+	SyncKeepWeekly  int `envconfig:"SYNC_KEEP_WEEKLY" default:"0"`
+	SyncKeepMonthly int `envconfig:"SYNC_KEEP_MONTHLY" default:"0"`
 	// SyncSchedule is the sync CronJob's schedule.
 	SyncSchedule string `envconfig:"SYNC_SCHEDULE" default:"0 6 * * *"`
 	// SyncNamespace holds the sync CronJob (the page's job runs in smartbackup).
@@ -295,8 +317,24 @@ func (c *Config) Validate() error {
 	if c.RunAsUser <= 0 || c.RunAsGroup <= 0 {
 		bad("RUN_AS_USER", "and RUN_AS_GROUP must be non-root ids (> 0)")
 	}
-	if !ValidSchedule(c.BackupSchedule) {
-		bad("BACKUP_SCHEDULE", "must be a five-field cron expression")
+	if c.BackupSchedule != "" && !ValidSchedule(c.BackupSchedule) {
+		bad("BACKUP_SCHEDULE", "must be empty (use BACKUP_WINDOW) or a five-field cron expression")
+	}
+	if _, err := ParseWindow(c.BackupWindow); err != nil {
+		bad("BACKUP_WINDOW", "%v", err)
+	}
+	if c.BackupKeepDaily < 1 || c.BackupKeepWeekly < 0 || c.BackupKeepMonthly < 0 ||
+		max(c.BackupKeepDaily, c.BackupKeepWeekly, c.BackupKeepMonthly) > MaxKeep {
+		bad("BACKUP_KEEP_DAILY", "must be 1-%d, BACKUP_KEEP_WEEKLY and BACKUP_KEEP_MONTHLY 0-%d", MaxKeep, MaxKeep)
+	}
+	if c.SyncKeepWeekly < 0 || c.SyncKeepMonthly < 0 {
+		bad("SYNC_KEEP_WEEKLY", "and SYNC_KEEP_MONTHLY must not be negative")
+	}
+	if c.BackupMaxConcurrentPerServer < 0 || c.BackupMaxConcurrentPerServer > MaxSlots {
+		bad("BACKUP_MAX_CONCURRENT_PER_SERVER", "must be 0 (no limit) to %d", MaxSlots)
+	}
+	if c.BackupSlotWait < time.Second {
+		bad("BACKUP_SLOT_WAIT_TIMEOUT", "must be at least 1s")
 	}
 	if !ValidSchedule(c.SyncSchedule) {
 		bad("SYNC_SCHEDULE", "must be a five-field cron expression")

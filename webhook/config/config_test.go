@@ -15,7 +15,12 @@ import (
 func TestDefaults(t *testing.T) {
 	cfg := configtest.New(t, nil)
 	checks := map[string]struct{ got, want any }{
-		"the backup runs at 21:00":               {cfg.BackupSchedule, "0 21 * * *"},
+		"backups start from 21:00, spread":       {cfg.BackupWindow, "21:00-23:00"},
+		"no fixed schedule for every namespace":  {cfg.BackupSchedule, ""},
+		"retention is 7 daily":                   {cfg.BackupKeepDaily, 7},
+		"4 weekly":                               {cfg.BackupKeepWeekly, 4},
+		"3 monthly":                              {cfg.BackupKeepMonthly, 3},
+		"4 dumps per database server":            {cfg.BackupMaxConcurrentPerServer, 4},
 		"in São Paulo time":                      {cfg.TimeZone, "America/Sao_Paulo"},
 		"the sync runs at 06:00":                 {cfg.SyncSchedule, "0 6 * * *"},
 		"in the smartbackup namespace":           {cfg.SyncNamespace, "smartbackup"},
@@ -52,6 +57,9 @@ func TestInvalid(t *testing.T) {
 		"an empty dbaccess selector":              {map[string]string{"DBACCESS_LABEL": ","}, "SMARTBACKUP_DBACCESS_LABEL"},
 		"a malformed dbaccess selector":           {map[string]string{"DBACCESS_LABEL": "app in (dbaccess"}, "SMARTBACKUP_DBACCESS_LABEL"},
 		"a six-field schedule":                    {map[string]string{"BACKUP_SCHEDULE": "0 0 21 * * *"}, "SMARTBACKUP_BACKUP_SCHEDULE"},
+		"a window that is a cron expression":      {map[string]string{"BACKUP_WINDOW": "0 21 * * *"}, "SMARTBACKUP_BACKUP_WINDOW"},
+		"no daily backup kept":                    {map[string]string{"BACKUP_KEEP_DAILY": "0"}, "SMARTBACKUP_BACKUP_KEEP_DAILY"},
+		"negative dump slots":                     {map[string]string{"BACKUP_MAX_CONCURRENT_PER_SERVER": "-1"}, "SMARTBACKUP_BACKUP_MAX_CONCURRENT_PER_SERVER"},
 		"an unknown time zone":                    {map[string]string{"TIME_ZONE": "Brazil/Nowhere"}, "SMARTBACKUP_TIME_ZONE"},
 		"a request above its limit":               {map[string]string{"RESTORE_MEMORY_REQUEST": "2Gi", "RESTORE_MEMORY_LIMIT": "1Gi"}, "SMARTBACKUP_RESTORE_CPU_REQUEST"},
 		"a zero scratch size":                     {map[string]string{"SCRATCH_SIZE": "0"}, "SMARTBACKUP_SCRATCH_SIZE"},

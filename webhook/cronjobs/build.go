@@ -6,7 +6,6 @@
 package cronjobs
 
 import (
-	"fmt"
 	"path"
 	"strconv"
 
@@ -29,22 +28,10 @@ const (
 	VolumeSyncTarget = "smartbackup-sync-target"
 )
 
-// Schedule is the namespace's backup schedule: its smartbackup.io/backup-schedule
-// annotation, else the operator's default. A malformed annotation is an error.
-func Schedule(ns inject.Namespace, cfg *config.Config) (string, error) {
-	v, ok := ns.Annotations[contract.AnnotationBackupSchedule]
-	if !ok {
-		return cfg.BackupSchedule, nil
-	}
-	if !config.ValidSchedule(v) {
-		return "", fmt.Errorf("namespace %q: annotation %s=%q is not a five-field cron expression", ns.Name, contract.AnnotationBackupSchedule, v)
-	}
-	return v, nil
-}
-
 // Backup is the nightly backup CronJob of the namespace s describes: `cronbackup backup`
-// with the same database settings and storage URL its dbaccess pods get.
-func Backup(s inject.Settings, schedule string, cfg *config.Config) *batchv1.CronJob {
+// with the same database settings and storage URL its dbaccess pods get, at p's
+// schedule (placed: see Spread) with p's retention and dump slots.
+func Backup(s inject.Settings, p Plan, cfg *config.Config) *batchv1.CronJob {
 	labels := map[string]string{
 		contract.LabelManagedBy: contract.ManagedBy,
 		contract.LabelAppName:   "smartbackup",
@@ -58,6 +45,11 @@ func Backup(s inject.Settings, schedule string, cfg *config.Config) *batchv1.Cro
 		inject.FieldEnv(contract.EnvNamespace, "metadata.namespace"),
 		// Retention sorts backups into days in the zone the CronJob runs in.
 		corev1.EnvVar{Name: contract.EnvBackupTimezone, Value: cfg.TimeZone},
+		corev1.EnvVar{Name: contract.EnvBackupKeepDaily, Value: strconv.Itoa(p.KeepDaily)},
+		corev1.EnvVar{Name: contract.EnvBackupKeepWeekly, Value: strconv.Itoa(p.KeepWeekly)},
+		corev1.EnvVar{Name: contract.EnvBackupKeepMonthly, Value: strconv.Itoa(p.KeepMonthly)},
+		corev1.EnvVar{Name: contract.EnvBackupMaxConcurrentPerServer, Value: strconv.Itoa(p.MaxConcurrentPerServer)},
+		corev1.EnvVar{Name: contract.EnvBackupSlotWaitTimeout, Value: cfg.BackupSlotWait.String()},
 	)
 	var mounts []corev1.VolumeMount
 	var volumes []corev1.Volume
@@ -67,7 +59,14 @@ func Backup(s inject.Settings, schedule string, cfg *config.Config) *batchv1.Cro
 		mounts = append(mounts, corev1.VolumeMount{Name: inject.VolumeBackups, MountPath: path.Join(s.StoragePath, s.Namespace), SubPath: s.Namespace})
 		volumes = append(volumes, inject.BackupVolume(cfg))
 	}
-	return cronJob(contract.BackupCronJobName, s.Namespace, schedule, labels, "backup", env, mounts, volumes, cfg)
+	cj := cronJob(contract.BackupCronJobName, s.Namespace, p.Schedule, labels, "backup", env, mounts, volumes, cfg)
+	// Where the schedule comes from, for whoever reads the CronJob (and for the next
+	// webhook's Spread: a window start is kept while the window is the same).
+	cj.Annotations = map[string]string{contract.AnnotationScheduleSource: p.Source}
+	if p.Source == contract.ScheduleSourceWindow {
+		cj.Annotations[contract.AnnotationBackupWindow] = p.Window.String()
+	}
+	return cj
 }
 
 // Sync is the 06:00 CronJob that copies the SmartERP volume to SyncTargetURL, or nil
@@ -90,7 +89,9 @@ func Sync(cfg *config.Config) *batchv1.CronJob {
 		inject.FieldEnv(contract.EnvNamespace, "metadata.namespace"),
 	}
 	if cfg.SyncKeepDaily > 0 {
-		env = append(env, corev1.EnvVar{Name: contract.EnvSyncKeepDaily, Value: strconv.Itoa(cfg.SyncKeepDaily)})
+		env = append(env, corev1.EnvVar{Name: contract.EnvSyncKeepDaily, Value: strconv.Itoa(cfg.SyncKeepDaily)},
+			corev1.EnvVar{Name: contract.EnvSyncKeepWeekly, Value: strconv.Itoa(cfg.SyncKeepWeekly)},
+			corev1.EnvVar{Name: contract.EnvSyncKeepMonthly, Value: strconv.Itoa(cfg.SyncKeepMonthly)})
 	}
 	// The whole volume, read-only: the sync copies every namespace's backups.
 	mounts := []corev1.VolumeMount{{Name: inject.VolumeBackups, MountPath: dir, ReadOnly: true}}
@@ -114,7 +115,10 @@ func cronJob(name, namespace, schedule string, labels map[string]string, command
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
 		Spec: batchv1.CronJobSpec{
-			Schedule:                   schedule,
+			Schedule: schedule,
+			// Explicit, so that the webhook owns the field: a namespace that stops
+			// being enabled gets its CronJob suspended, and enabled again, resumed.
+			Suspend:                    new(false),
 			TimeZone:                   &tz,
 			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
 			StartingDeadlineSeconds:    new(int64(cfg.StartingDeadline.Seconds())),

@@ -27,11 +27,15 @@ func backup(t *testing.T, cfg *config.Config, ns inject.Namespace) *batchv1.Cron
 	if d != nil {
 		t.Fatal(d)
 	}
-	schedule, err := cronjobs.Schedule(ns, cfg)
+	p, err := cronjobs.PlanFor(ns, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cronjobs.Backup(s, schedule, cfg)
+	if p.Source == contract.ScheduleSourceWindow {
+		// Alone in its window, a namespace starts at its preferred minute.
+		p.Schedule = p.Window.Schedule(cronjobs.NewSpread(p.Window).Place(ns.Name))
+	}
+	return cronjobs.Backup(s, p, cfg)
 }
 
 // TestGolden compares the CronJobs with testdata/NAME.golden.yaml; -update rewrites
@@ -55,12 +59,15 @@ func TestGolden(t *testing.T) {
 					contract.AnnotationDatabaseEndpoint: "10.20.30.40", contract.AnnotationDatabasePort: "5433",
 					contract.AnnotationDatabaseName: "sistemico", contract.AnnotationDatabaseCodepage: "LATIN1",
 					contract.AnnotationDatabaseSecret: "globex-db", contract.AnnotationBackupSchedule: "15 22 * * 1-5",
+					contract.AnnotationBackupKeepDaily: "14", contract.AnnotationBackupKeepMonthly: "12",
+					contract.AnnotationBackupMaxConcurrentPerServer: "1",
 				},
 			})
 		},
 		"sync-to-volume": func(t *testing.T) *batchv1.CronJob {
 			return cronjobs.Sync(configtest.New(t, map[string]string{
 				"SYNC_TARGET_URL": "file:///rubrik", "SYNC_TARGET_CLAIM": "rubrik-managed-volume", "SYNC_KEEP_DAILY": "30",
+				"SYNC_KEEP_WEEKLY": "8", "SYNC_KEEP_MONTHLY": "12",
 			}))
 		},
 		"sync": func(t *testing.T) *batchv1.CronJob {
@@ -116,10 +123,12 @@ func TestSchedule(t *testing.T) {
 	cfg := configtest.New(t, map[string]string{"BACKUP_SCHEDULE": "0 20 * * *"})
 	cases := map[string]struct {
 		annotation *string
+		operator   *string // BACKUP_SCHEDULE when set
 		want       string
 		err        string
 	}{
 		"without an annotation the operator's schedule applies": {want: "0 20 * * *"},
+		"without either, none (a start in the window)":          {operator: new(""), want: ""},
 		"an annotation overrides it":                            {annotation: new("30 22 * * 1-5"), want: "30 22 * * 1-5"},
 		"an annotation with six fields is refused":              {annotation: new("0 0 21 * * *"), err: "five-field"},
 		"an empty annotation is refused":                        {annotation: new(""), err: "five-field"},
@@ -128,6 +137,10 @@ func TestSchedule(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ns := inject.Namespace{Name: "ns", Annotations: map[string]string{}}
+			cfg := cfg
+			if tc.operator != nil {
+				cfg = configtest.New(t, map[string]string{"BACKUP_SCHEDULE": *tc.operator})
+			}
 			if tc.annotation != nil {
 				ns.Annotations[contract.AnnotationBackupSchedule] = *tc.annotation
 			}
