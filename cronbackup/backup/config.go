@@ -50,6 +50,11 @@ type Config struct {
 	GzipThreads int `envconfig:"GZIP_THREADS"`
 	// WaitTimeout bounds the wait for the database.
 	WaitTimeout time.Duration `envconfig:"DATABASE_WAIT_TIMEOUT" default:"2m"`
+	// SSLMode is libpq's sslmode for every connection, cronbackup's own and pg_dump's
+	// (see internal/pg's TLS policy).
+	SSLMode string `envconfig:"DATABASE_SSLMODE" default:"prefer"`
+	// SSLRootCert is a PEM file of the CAs that sign the server's certificate.
+	SSLRootCert string `envconfig:"DATABASE_SSLROOTCERT"`
 	// ClientRoot holds <major>/bin/pg_dump for each installed client major.
 	ClientRoot string `envconfig:"PG_CLIENT_ROOT" default:"/usr/lib/postgresql"`
 	// ProgressInterval is how often progress is logged.
@@ -103,12 +108,16 @@ func (c *Config) validate() error {
 	if _, err := storage.ParseURL(c.StorageURL); err != nil {
 		return fmt.Errorf("invalid configuration: BACKUP_STORAGE_URL: %w", err)
 	}
+	if err := pg.CheckTLS(c.SSLMode, c.SSLRootCert); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
 	return nil
 }
 
 // conn is the dump's connection.
 func (c Config) conn() pg.Conn {
-	return pg.Conn{Host: c.Endpoint, Port: c.Port, User: c.User, Password: c.Password, Database: c.Database, AppName: "smartbackup-cronbackup"}
+	return pg.Conn{Host: c.Endpoint, Port: c.Port, User: c.User, Password: c.Password, Database: c.Database, AppName: "smartbackup-cronbackup",
+		SSLMode: c.SSLMode, SSLRootCert: c.SSLRootCert}
 }
 
 // GzipLevel is GZIP_LEVEL: a number, or auto.

@@ -40,6 +40,11 @@ type Config struct {
 	Extensions []string `envconfig:"DATABASE_EXTENSIONS"`
 	// WaitTimeout bounds the wait for the server to accept connections.
 	WaitTimeout time.Duration `envconfig:"DATABASE_WAIT_TIMEOUT" default:"5m"`
+	// SSLMode is libpq's sslmode for every connection, initrestore's own and
+	// pg_restore's (see internal/pg's TLS policy).
+	SSLMode string `envconfig:"DATABASE_SSLMODE" default:"prefer"`
+	// SSLRootCert is a PEM file of the CAs that sign the server's certificate.
+	SSLRootCert string `envconfig:"DATABASE_SSLROOTCERT"`
 
 	// StorageURL is the backup store.
 	StorageURL string `envconfig:"BACKUP_STORAGE_URL" required:"true"`
@@ -141,6 +146,9 @@ func (c *Config) validate() error {
 	if _, err := storage.ParseURL(c.StorageURL); err != nil {
 		return fmt.Errorf("invalid configuration: BACKUP_STORAGE_URL: %w", err)
 	}
+	if err := pg.CheckTLS(c.SSLMode, c.SSLRootCert); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
 	if c.MaskingSQL != "" {
 		f, err := os.Open(c.MaskingSQL)
 		if err != nil {
@@ -157,7 +165,8 @@ func (c *Config) validate() error {
 }
 
 func (c Config) admin(db string) pg.Conn {
-	return pg.Conn{Host: c.Endpoint, Port: c.Port, User: c.AdminUser, Password: c.AdminPassword, Database: db, AppName: "smartbackup-initrestore"}
+	return pg.Conn{Host: c.Endpoint, Port: c.Port, User: c.AdminUser, Password: c.AdminPassword, Database: db, AppName: "smartbackup-initrestore",
+		SSLMode: c.SSLMode, SSLRootCert: c.SSLRootCert}
 }
 
 // Size is a byte count read from a Kubernetes-style quantity: 1048576, 512Mi, 20Gi, 1T.

@@ -26,6 +26,13 @@ const (
 	EnvDatabaseExtensions = "DATABASE_EXTENSIONS"
 	// EnvDatabaseWaitTimeout bounds the wait for the server (a Go duration).
 	EnvDatabaseWaitTimeout = "DATABASE_WAIT_TIMEOUT"
+	// EnvDatabaseSSLMode is libpq's sslmode (SSLModes; default prefer), applied alike
+	// to the binaries' own connections and to pg_dump, pg_restore and psql.
+	EnvDatabaseSSLMode = "DATABASE_SSLMODE"
+	// EnvDatabaseSSLRootCert is a PEM file of the CAs that sign the server's
+	// certificate (a mounted ConfigMap or Secret key); required by verify-ca and
+	// verify-full, and when set every TLS connection verifies the chain, as libpq does.
+	EnvDatabaseSSLRootCert = "DATABASE_SSLROOTCERT"
 )
 
 // Backup location and identity, read by both binaries.

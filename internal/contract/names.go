@@ -9,7 +9,7 @@ import (
 var Names = []string{
 	EnvDatabaseEndpoint, EnvDatabasePort, EnvDatabaseName, EnvDatabaseUser, EnvDatabasePassword,
 	EnvDatabaseAdminUser, EnvDatabaseAdminPassword, EnvDatabaseCodepage, EnvDatabaseLocale,
-	EnvDatabaseExtensions, EnvDatabaseWaitTimeout,
+	EnvDatabaseExtensions, EnvDatabaseWaitTimeout, EnvDatabaseSSLMode, EnvDatabaseSSLRootCert,
 	EnvBackupStorageURL, EnvNamespace, EnvPodName, EnvEnvironment,
 	EnvRestoreSourceNamespace, EnvRestoreOnMissingBackup, EnvRestoreRequestID, EnvRestoreRequestSource,
 	EnvRestoreScratchDir, EnvRestoreScratchMax, EnvRestoreJobs, EnvRestoreMaskingSQL,

@@ -25,3 +25,33 @@ const (
 	// PreviousDatabaseInfix names the database a forced restore replaces, until the swap.
 	PreviousDatabaseInfix = "__previous_"
 )
+
+// SSL modes: libpq's sslmode values, in increasing order of protection (DATABASE_SSLMODE).
+const (
+	SSLModeDisable    = "disable"
+	SSLModeAllow      = "allow"
+	SSLModePrefer     = "prefer"
+	SSLModeRequire    = "require"
+	SSLModeVerifyCA   = "verify-ca"
+	SSLModeVerifyFull = "verify-full"
+	// DefaultSSLMode is libpq's default: TLS when the server offers it, clear text
+	// otherwise.
+	DefaultSSLMode = SSLModePrefer
+)
+
+// SSLModes lists the accepted DATABASE_SSLMODE values.
+var SSLModes = []string{SSLModeDisable, SSLModeAllow, SSLModePrefer, SSLModeRequire, SSLModeVerifyCA, SSLModeVerifyFull}
+
+// ValidSSLMode reports whether s is one of SSLModes.
+func ValidSSLMode(s string) bool {
+	for _, m := range SSLModes {
+		if s == m {
+			return true
+		}
+	}
+	return false
+}
+
+// SSLModeNeedsCA reports whether mode verifies the server against a CA file, which
+// must then be given (DATABASE_SSLROOTCERT).
+func SSLModeNeedsCA(mode string) bool { return mode == SSLModeVerifyCA || mode == SSLModeVerifyFull }

@@ -23,3 +23,17 @@ func TestValidValues(t *testing.T) {
 		}
 	}
 }
+
+func TestValidSSLMode(t *testing.T) {
+	for mode, want := range map[string]bool{
+		"disable": true, "allow": true, "prefer": true, "require": true, "verify-ca": true, "verify-full": true,
+		"": false, "Require": false, "verify_full": false, "on": false, "require ": false,
+	} {
+		if got := ValidSSLMode(mode); got != want {
+			t.Errorf("ValidSSLMode(%q) = %v, want %v", mode, got, want)
+		}
+	}
+	if !SSLModeNeedsCA("verify-ca") || !SSLModeNeedsCA("verify-full") || SSLModeNeedsCA("require") {
+		t.Error("SSLModeNeedsCA: only verify-ca and verify-full need a CA file")
+	}
+}

