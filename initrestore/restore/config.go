@@ -150,11 +150,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	if c.MaskingSQL != "" {
-		f, err := os.Open(c.MaskingSQL)
-		if err != nil {
-			return fmt.Errorf("invalid configuration: RESTORE_MASKING_SQL: %w", err)
+		if _, err := readMasking(c.MaskingSQL); err != nil {
+			return fmt.Errorf("invalid configuration: %w", err)
 		}
-		_ = f.Close()
 	}
 	if c.ScratchDir != "" {
 		if fi, err := os.Stat(c.ScratchDir); err != nil || !fi.IsDir() {

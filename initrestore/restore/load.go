@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bufio"
 	"compress/flate"
 	"context"
 	"crypto/sha256"
@@ -10,13 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/pgzip"
 
 	"github.com/smartbackup/smartbackup/internal/exitcode"
@@ -63,13 +60,14 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 		return Record{}, exitcode.Wrap(ExitDatabase, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := r.analyze(ctx, conn, r.cfg.Jobs); err != nil {
-		return Record{}, err
-	}
+	// Masking first: ANALYZE copies sampled values into pg_statistic.
 	if r.cfg.MaskingSQL != "" {
 		if err := r.mask(ctx, conn); err != nil {
 			return Record{}, err
 		}
+	}
+	if err := r.analyze(ctx, conn, r.cfg.Jobs); err != nil {
+		return Record{}, err
 	}
 	_ = conn.Close(ctx)
 
@@ -186,7 +184,7 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 		return err
 	}
 	r.index(f.Name())
-	list, err := r.toc(ctx, client, f.Name(), nil)
+	list, err := r.toc(ctx, client, archiveInput{path: f.Name()})
 	if err != nil {
 		return err
 	}
@@ -213,23 +211,22 @@ func (r *run) index(path string) {
 }
 
 func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef) error {
-	// The table of contents heads the archive: listing it reads only the head.
-	hctx, cancel := context.WithCancel(ctx)
-	rc, _, err := r.store.Open(hctx, ref.key)
-	if err != nil {
-		cancel()
-		return exitcode.Wrap(ExitStorage, fmt.Errorf("opening %q: %w", ref.key, err))
-	}
-	gz, err := pgzip.NewReaderN(rc, 256<<10, 2)
-	if err != nil {
-		cancel()
-		_ = rc.Close()
-		return exitcode.Wrap(ExitVerify, fmt.Errorf("%q is not a gzip stream: %w", ref.key, err))
-	}
-	list, err := r.toc(ctx, client, "", gz)
-	cancel()
-	_ = gz.Close()
-	_ = rc.Close()
+	// The table of contents heads the archive: reading it reads only the head.
+	list, err := r.toc(ctx, client, archiveInput{head: func(ctx context.Context) (io.Reader, func(), error) {
+		hctx, cancel := context.WithCancel(ctx)
+		rc, _, err := r.store.Open(hctx, ref.key)
+		if err != nil {
+			cancel()
+			return nil, nil, exitcode.Wrap(ExitStorage, fmt.Errorf("opening %q: %w", ref.key, err))
+		}
+		gz, err := pgzip.NewReaderN(rc, 256<<10, 2)
+		if err != nil {
+			cancel()
+			_ = rc.Close()
+			return nil, nil, exitcode.Wrap(ExitVerify, fmt.Errorf("%q is not a gzip stream: %w", ref.key, err))
+		}
+		return gz, func() { cancel(); _ = gz.Close(); _ = rc.Close() }, nil
+	}})
 	if err != nil {
 		return err
 	}
@@ -350,83 +347,6 @@ func (e *writeErr) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// toc lists the archive (a file, or the head of a stream) with pg_restore --list and
-// returns the path of the filtered list to restore.
-func (r *run) toc(ctx context.Context, client pg.Client, archive string, stream io.Reader) (string, error) {
-	args := []string{"--list"}
-	if archive != "" {
-		args = append(args, archive)
-	}
-	cmd := exec.CommandContext(ctx, client.Path, args...)
-	if stream != nil {
-		// pg_restore --list stops reading after the table of contents; a plain Reader
-		// (no WriteTo) lets exec treat the broken pipe as the normal end it is.
-		cmd.Stdin = struct{ io.Reader }{stream}
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		return "", exitcode.Wrap(ExitVerify, fmt.Errorf("listing the archive: %w", pg.ExitError("pg_restore --list", err)))
-	}
-	if missing := missingExtensions(string(out), r.cfg.Extensions); len(missing) > 0 {
-		return "", exitcode.Wrapf(ExitRestore, "the backup uses extensions %v that DATABASE_EXTENSIONS does not list (annotation smartbackup.io/database-extensions); the application role cannot create them", missing)
-	}
-	list, dropped := FilterTOC(string(out))
-	if dropped > 0 {
-		r.log.Info("archive entries skipped (they need the extension's owner; extensions come from DATABASE_EXTENSIONS)", "entries", dropped)
-	}
-	dir := r.cfg.ScratchDir
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	f, err := os.CreateTemp(dir, "toc-*.list")
-	if err != nil {
-		return "", exitcode.Wrap(ExitRestore, err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(list); err != nil {
-		return "", exitcode.Wrap(ExitRestore, err)
-	}
-	return f.Name(), f.Close()
-}
-
-// FilterTOC drops the entries of a pg_restore --list that the application role cannot
-// restore and that the restore does not need: comments on extensions (the extensions
-// themselves are created beforehand by the administrator).
-func FilterTOC(list string) (string, int) {
-	var b strings.Builder
-	dropped := 0
-	sc := bufio.NewScanner(strings.NewReader(list))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, ";") && strings.Contains(line, " COMMENT - EXTENSION ") {
-			dropped++
-			continue
-		}
-		b.WriteString(line)
-		b.WriteByte('\n')
-	}
-	return b.String(), dropped
-}
-
-// missingExtensions lists the extensions an archive creates that are not in allowed
-// (plpgsql is always there).
-func missingExtensions(list string, allowed []string) []string {
-	ok := map[string]bool{"plpgsql": true}
-	for _, e := range allowed {
-		ok[e] = true
-	}
-	var missing []string
-	for _, line := range strings.Split(list, "\n") {
-		// "2; 3079 16385 EXTENSION - pg_trgm "
-		f := strings.Fields(line)
-		if len(f) >= 6 && !strings.HasPrefix(line, ";") && f[3] == "EXTENSION" && f[4] == "-" && !ok[f[5]] {
-			missing = append(missing, f[5])
-		}
-	}
-	return missing
-}
-
 // RestoreArgs are pg_restore's arguments: no owners or grants from the dump, objects
 // created by the application role, stop at the first error. The database is a plain
 // name (validated: it cannot be read as a connection string); host, user and password
@@ -475,21 +395,5 @@ func (r *run) pgRestore(ctx context.Context, client pg.Client, list, archive str
 		return exitcode.Wrap(ExitRestore, pg.ExitError("pg_restore", err))
 	}
 	r.log.Info("pg_restore finished", "duration", time.Since(start).Round(time.Millisecond).String())
-	return nil
-}
-
-// mask runs the masking SQL inside the restored database, before anyone can use it. It
-// runs as one implicit transaction: all of it or none.
-func (r *run) mask(ctx context.Context, conn *pgx.Conn) error {
-	sql, err := os.ReadFile(r.cfg.MaskingSQL)
-	if err != nil {
-		return exitcode.Wrap(ExitConfig, fmt.Errorf("reading RESTORE_MASKING_SQL: %w", err))
-	}
-	start := time.Now()
-	r.log.Info("masking started", "file", r.cfg.MaskingSQL, "bytes", len(sql))
-	if _, err := conn.Exec(ctx, string(sql)); err != nil {
-		return exitcode.Wrap(ExitRestore, fmt.Errorf("running the masking SQL %q: %w", r.cfg.MaskingSQL, err))
-	}
-	r.log.Info("masking done", "file", r.cfg.MaskingSQL, "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }

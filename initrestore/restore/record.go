@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,4 +57,54 @@ func ParseRecord(comment string) (Record, error) {
 		return Record{}, fmt.Errorf("%w: %v", errNoRecord, err)
 	}
 	return r, nil
+}
+
+// appliedTable records the forced-restore requests applied, in the server's
+// maintenance database, owned by the administrator: dropping or replacing the
+// database cannot erase it, and the application role has no right on it. The
+// database's comment carries the id too (for the page's tools), but the table decides.
+const appliedTable = "smartbackup_applied_requests"
+
+// ensureAppliedTable creates the table if needed, and refuses one the administrator
+// does not own (on PostgreSQL 12 any role may create tables in the maintenance
+// database's public schema: a table planted there would let its author mark requests
+// as applied).
+func (r *run) ensureAppliedTable(ctx context.Context) error {
+	_, err := r.admin.Exec(ctx, `CREATE TABLE IF NOT EXISTS public.`+appliedTable+` (
+		database   text NOT NULL,
+		request_id text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now(),
+		pod        text,
+		PRIMARY KEY (database, request_id))`)
+	if err != nil {
+		return fmt.Errorf("creating public.%s in the maintenance database (DATABASE_ADMIN_USER needs CREATE on its schema public): %w", appliedTable, err)
+	}
+	if _, err := r.admin.Exec(ctx, `REVOKE ALL ON public.`+appliedTable+` FROM PUBLIC`); err != nil {
+		return fmt.Errorf("closing public.%s to other roles: %w", appliedTable, err)
+	}
+	if ok, err := r.appliedTableIsOurs(ctx); err != nil || !ok {
+		return fmt.Errorf("public.%s in the maintenance database is not owned by %q: refusing to trust it (%v)", appliedTable, r.cfg.AdminUser, err)
+	}
+	return nil
+}
+
+// appliedTableIsOurs: the table exists and belongs to the administrator.
+func (r *run) appliedTableIsOurs(ctx context.Context) (bool, error) {
+	var ours bool
+	err := r.admin.QueryRow(ctx, `SELECT coalesce((SELECT relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+		FROM pg_class WHERE oid = to_regclass('public.`+appliedTable+`')), false)`).Scan(&ours)
+	return ours, err
+}
+
+// requestApplied tells whether the request id was applied to the database, from the
+// table (none yet: not applied).
+func (r *run) requestApplied(ctx context.Context, id string) (bool, error) {
+	ours, err := r.appliedTableIsOurs(ctx)
+	if err != nil || !ours {
+		return false, err
+	}
+	var applied bool
+	err = r.admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM public.`+appliedTable+` WHERE database = $1 AND request_id = $2)`,
+		r.cfg.Database, id).Scan(&applied)
+	return applied, err
 }

@@ -6,13 +6,17 @@
 //  3. lock (an advisory lock per database: concurrent pods restore once);
 //  4. find the latest backup and its manifest ("no such object" and "store unreachable"
 //     are different outcomes);
-//  5. prepare: the application role (password from env), a temporary database in the
-//     right encoding, the extensions;
-//  6. restore into it, verify the sha256, ANALYZE, mask when asked;
-//  7. swap it in under the real name atomically, recording what was restored.
+//  5. prepare: the application role (password from env), stale replaced databases
+//     dropped, a temporary database in the right encoding that only the administrator
+//     may open, the extensions in the schemas the archive names;
+//  6. restore into it, verify the sha256, mask when asked, then ANALYZE (statistics
+//     copy values: they must see masked data only);
+//  7. swap it in under the real name atomically, hand it to the application role,
+//     recording what was restored and the request applied.
 //
 // At no moment does a database with the real name exist half-restored: a killed run
-// leaves only the temporary database, which the next run drops and redoes.
+// leaves only the temporary database, which the application role cannot open and the
+// next run drops and redoes.
 package restore
 
 import (
@@ -148,6 +152,9 @@ type State struct {
 	Record    Record
 	// TempExists: a temporary database from an interrupted run is there.
 	TempExists bool
+	// RequestApplied: RESTORE_REQUEST_ID is recorded as applied to this database in
+	// the administrator's table (it outlives the database).
+	RequestApplied bool
 }
 
 // inspect reads the target's existence and record in one query on the maintenance
@@ -177,6 +184,11 @@ func (r *run) inspect(ctx context.Context) (State, error) {
 	if err := rows.Err(); err != nil {
 		return State{}, fmt.Errorf("looking up database %q: %w", r.cfg.Database, err)
 	}
+	if r.cfg.RequestID != "" {
+		if st.RequestApplied, err = r.requestApplied(ctx, r.cfg.RequestID); err != nil {
+			return State{}, fmt.Errorf("looking up applied restore requests: %w", err)
+		}
+	}
 	return st, nil
 }
 
@@ -199,19 +211,24 @@ type Action struct {
 }
 
 // Decide is the run's policy, in one place: restore when the database is missing, or
-// when a restore request differs from the one recorded; restore from the production
-// source unless the request asks for this environment's own latest backup.
+// when a restore request has not been applied yet; restore from the production
+// source unless a request not yet applied asks for this environment's own latest
+// backup. An applied request changes nothing any more: a database dropped afterwards
+// comes back from production's latest, as the operations page says.
 func Decide(cfg Config, st State) Action {
+	applied := cfg.RequestID != "" && (st.RequestApplied || st.Exists && st.Record.RequestID == cfg.RequestID)
 	source := cfg.SourceNamespace
-	if cfg.RequestID != "" && cfg.RequestSource == contract.RequestSourceOwn {
+	if cfg.RequestID != "" && cfg.RequestSource == contract.RequestSourceOwn && !applied {
 		source = cfg.Namespace
 	}
 	switch {
+	case !st.Exists && applied:
+		return Action{Kind: ActionRestore, Reason: fmt.Sprintf("database missing (restore request %q already applied)", cfg.RequestID), SourceNamespace: source}
 	case !st.Exists:
 		return Action{Kind: ActionRestore, Reason: "database missing", SourceNamespace: source}
 	case cfg.RequestID == "":
 		return Action{Kind: ActionNone, Reason: "database exists"}
-	case st.Record.RequestID == cfg.RequestID:
+	case applied:
 		return Action{Kind: ActionNone, Reason: "database exists; restore request already applied"}
 	default:
 		return Action{Kind: ActionRestore, Forced: true, SourceNamespace: source,

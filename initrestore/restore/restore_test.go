@@ -451,7 +451,7 @@ func TestKilledAtEachStep(t *testing.T) {
 	writeCronbackup(t, src, url, prodNS)
 	bin := testenv.Build(t, "initrestore")
 	masking := filepath.Join(t.TempDir(), "slow-masking.sql")
-	if err := os.WriteFile(masking, []byte("SELECT pg_sleep(60);"), 0o644); err != nil {
+	if err := os.WriteFile(masking, []byte("SELECT pg_sleep(60); UPDATE clientes SET nome = nome;"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tests := map[string]struct {
@@ -801,6 +801,12 @@ func TestDecide(t *testing.T) {
 		"a missing database under an own request restores the own backup": {
 			cfg: with(func(c *restore.Config) { c.RequestID = "r1"; c.RequestSource = "own" }), st: restore.State{},
 			wantKind: restore.ActionRestore, wantSource: "cliente-hml"},
+		"a missing database under an applied own request comes from production": {
+			cfg: with(func(c *restore.Config) { c.RequestID = "r1"; c.RequestSource = "own" }), st: restore.State{RequestApplied: true},
+			wantKind: restore.ActionRestore, wantSource: prodNS},
+		"a request applied according to the table is the fast path": {
+			cfg: with(func(c *restore.Config) { c.RequestID = "r1"; c.RequestSource = "own" }), st: restore.State{Exists: true, RequestApplied: true},
+			wantKind: restore.ActionNone},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -812,7 +818,7 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestFilterTOC(t *testing.T) {
+func TestPlanTOC(t *testing.T) {
 	in := `;
 ; Archive created at 2026-11-24 21:00:00 UTC
 ;
@@ -821,9 +827,10 @@ func TestFilterTOC(t *testing.T) {
 215; 1259 16397 TABLE public clientes cliente_erp
 3720; 0 16397 COMMENT public TABLE clientes cliente_erp
 `
-	got, dropped := restore.FilterTOC(in)
-	if dropped != 1 || strings.Contains(got, "COMMENT - EXTENSION") || !strings.Contains(got, "EXTENSION - pg_trgm") || !strings.Contains(got, "COMMENT public TABLE clientes") {
-		t.Fatalf("FilterTOC dropped %d:\n%s", dropped, got)
+	p := restore.PlanTOC(in)
+	if len(p.Skipped) != 2 || strings.Contains(p.List, "COMMENT - EXTENSION") || strings.Contains(p.List, "EXTENSION - pg_trgm") ||
+		!strings.Contains(p.List, "COMMENT public TABLE clientes") || !strings.Contains(p.Definitions, "EXTENSION - pg_trgm") {
+		t.Fatalf("PlanTOC = %+v", p)
 	}
 }
 

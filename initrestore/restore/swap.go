@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 )
 
 // swap puts the temporary database in place under the real name, with its record, in
-// one transaction: the renames and the comment commit together or not at all. A forced
+// one transaction: the renames, the hand-over to the application role, the comment and
+// the applied request commit together or not at all. A forced
 // restore first renames the current database to a dated name, in the same transaction,
 // and drops it once the new one is in place.
 func (r *run) swap(ctx context.Context, st State, rec Record) error {
@@ -37,8 +40,17 @@ func (r *run) swap(ctx context.Context, st State, rec Record) error {
 	if err := utility(ctx, conn, "ALTER DATABASE %I RENAME TO %I", temp, r.cfg.Database); err != nil {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("swapping in the restored database: %w", err))
 	}
+	if err := r.handOver(ctx, conn); err != nil {
+		return exitcode.Wrap(ExitRestore, err)
+	}
 	if err := utility(ctx, conn, "COMMENT ON DATABASE %I IS %L", r.cfg.Database, rec.String()); err != nil {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("recording the restore: %w", err))
+	}
+	if rec.RequestID != "" {
+		if _, err := conn.Exec(ctx, `INSERT INTO public.`+appliedTable+` (database, request_id, pod) VALUES ($1, $2, $3)
+			ON CONFLICT (database, request_id) DO NOTHING`, r.cfg.Database, rec.RequestID, r.cfg.PodName); err != nil {
+			return exitcode.Wrap(ExitRestore, fmt.Errorf("recording request %q as applied: %w", rec.RequestID, err))
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("committing the swap: %w", err))
@@ -50,6 +62,19 @@ func (r *run) swap(ctx context.Context, st State, rec Record) error {
 		} else {
 			r.log.Info("replaced database dropped", "previous", previous)
 		}
+	}
+	return nil
+}
+
+// handOver gives the swapped-in database to the application role and opens it as a
+// new database is open (CONNECT and TEMPORARY for PUBLIC), inside the swap's
+// transaction: before it, only the administrator could connect.
+func (r *run) handOver(ctx context.Context, conn *pgx.Conn) error {
+	if err := utility(ctx, conn, "ALTER DATABASE %I OWNER TO %I", r.cfg.Database, r.cfg.User); err != nil {
+		return fmt.Errorf("handing the restored database to %q: %w", r.cfg.User, err)
+	}
+	if err := utility(ctx, conn, "GRANT CONNECT, TEMPORARY ON DATABASE %I TO PUBLIC", r.cfg.Database); err != nil {
+		return fmt.Errorf("opening the restored database: %w", err)
 	}
 	return nil
 }
