@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sort"
 	"strings"
@@ -81,16 +82,28 @@ type Result struct {
 	Bytes                   int64
 }
 
+// openStore opens a store; tests wrap it to make a source fail mid-read.
+var openStore = storage.Open
+
+// openExitCode: a storage URL that cannot be used is a configuration error; a store
+// that cannot be reached or has no credential is a storage failure, as everywhere.
+func openExitCode(err error) int {
+	if errors.Is(err, storage.ErrInvalidURL) {
+		return ExitConfig
+	}
+	return ExitStorage
+}
+
 // Run copies what is missing or different, then applies the target's retention.
 func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
-	src, err := storage.Open(ctx, cfg.SourceURL)
+	src, err := openStore(ctx, cfg.SourceURL)
 	if err != nil {
-		return Result{}, exitcode.Wrap(ExitConfig, err)
+		return Result{}, exitcode.Wrap(openExitCode(err), err)
 	}
 	defer src.Close()
-	dst, err := storage.Open(ctx, cfg.TargetURL)
+	dst, err := openStore(ctx, cfg.TargetURL)
 	if err != nil {
-		return Result{}, exitcode.Wrap(ExitConfig, err)
+		return Result{}, exitcode.Wrap(openExitCode(err), err)
 	}
 	defer dst.Close()
 	s := &syncer{log: log, src: src, dst: dst, cfg: cfg}
@@ -114,20 +127,37 @@ func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 	plan := Plan(srcObjs, dstObjs, srcMan, dstMan)
 	var res Result
 	var failed []string
+	// verified holds the objects copied and read back in this run: a manifest goes to
+	// the target only after its object, so a manifest there never describes an object
+	// that failed to copy (or an older one).
+	verified := map[string]bool{}
 	for _, item := range plan {
 		if item.Skip {
 			res.Skipped++
 			continue
 		}
-		n, err := s.copyVerified(ctx, item.Object)
-		if err != nil {
-			// Go on with the others: one bad object must not keep the rest off Rubrik.
-			log.Error(err, "copy failed", "object", item.Object.Key)
-			failed = append(failed, item.Object.Key)
+		key := item.Object.Key
+		if obj := objectOf(key); obj != "" && !verified[obj] {
+			log.Info("manifest not copied: its object was not copied and verified in this run", "manifest", key, "object", obj)
 			continue
 		}
+		n, err := s.copyVerified(ctx, item.Object, expected(key, srcMan))
+		if err != nil {
+			// Go on with the others: one bad object must not keep the rest off Rubrik.
+			log.Error(err, "copy failed", "object", key)
+			failed = append(failed, key)
+			continue
+		}
+		verified[key] = true
 		res.Copied++
 		res.Bytes += n
+	}
+	if removed, err := storage.RemoveStaleTemp(ctx, dst, "", storage.StaleTempAge); err != nil {
+		log.Error(err, "could not remove stale temporary files on the target")
+	} else {
+		for _, f := range removed {
+			log.Info("stale temporary file of an interrupted write removed", "file", f, "olderThan", storage.StaleTempAge.String())
+		}
 	}
 	if cfg.KeepDaily > 0 && len(failed) == 0 {
 		pruned, err := s.prune(ctx)
@@ -184,6 +214,32 @@ func Plan(src, dst []storage.ObjectInfo, srcManifests, dstManifests map[string]s
 	return items
 }
 
+// objectOf is the dump object a manifest key describes, or "" for a dump object.
+func objectOf(key string) string {
+	ns, name, _ := strings.Cut(key, "/")
+	switch {
+	case name == layout.LatestManifest:
+		return layout.LatestKey(ns)
+	case strings.HasSuffix(name, layout.ManifestSuffix):
+		return strings.TrimSuffix(key, layout.ManifestSuffix) + layout.DumpSuffix
+	}
+	return ""
+}
+
+// expected is what an immutable backup object must hash to: its own manifest's sha256,
+// when the source has a valid one. The latest copy is checked by size only: a
+// promotion killed half-way leaves it newer than its manifest, legitimately.
+func expected(key string, srcMan map[string]string) string {
+	if _, ok := layout.ParseBackupKey(key); !ok {
+		return ""
+	}
+	m, err := layout.ParseManifest([]byte(srcMan[layout.ManifestKey(key)]))
+	if err != nil || m.Object != key {
+		return ""
+	}
+	return m.SHA256
+}
+
 // manifestOf is the manifest key describing a dump object, or "" for a manifest.
 func manifestOf(key string) string {
 	ns, name, _ := strings.Cut(key, "/")
@@ -236,8 +292,11 @@ type syncer struct {
 }
 
 // copyVerified streams one object to the target, hashing it, then reads the target
-// back and compares. A mismatch deletes the bad copy.
-func (s *syncer) copyVerified(ctx context.Context, o storage.ObjectInfo) (int64, error) {
+// back and compares. The write commits only when the source was read to its end with
+// the size the source reported (and, for a backup object, the sha256 of its manifest,
+// wantSHA): a failed or short source read aborts the write, so the target's previous
+// copy stays whole. A mismatch on reading back deletes the bad copy.
+func (s *syncer) copyVerified(ctx context.Context, o storage.ObjectInfo, wantSHA string) (int64, error) {
 	rc, info, err := s.src.Open(ctx, o.Key)
 	if err != nil {
 		return 0, fmt.Errorf("opening %q on the source: %w", o.Key, err)
@@ -248,7 +307,11 @@ func (s *syncer) copyVerified(ctx context.Context, o storage.ObjectInfo) (int64,
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go progress.Report(pctx, s.log.WithValues("object", o.Key), "copy progress", c, info.Size, s.cfg.ProgressInterval)
-	if _, err := s.dst.Put(ctx, o.Key, io.TeeReader(io.TeeReader(rc, h), c), storage.PutOptions{Metadata: info.Metadata}); err != nil {
+	in := &checkedReader{r: io.TeeReader(io.TeeReader(rc, h), c), h: h, c: c, size: info.Size, sha: wantSHA}
+	if _, err := s.dst.Put(ctx, o.Key, in, storage.PutOptions{Metadata: info.Metadata}); err != nil {
+		if in.mismatch != nil {
+			return 0, exitcode.Wrap(ExitVerify, fmt.Errorf("copying %q: %w", o.Key, err))
+		}
 		return 0, fmt.Errorf("copying %q: %w", o.Key, err)
 	}
 	stop()
@@ -263,6 +326,36 @@ func (s *syncer) copyVerified(ctx context.Context, o storage.ObjectInfo) (int64,
 	}
 	s.log.Info("object copied", "object", o.Key, "bytes", n, "sha256", got, "MiBps", fmt.Sprintf("%.1f", c.Rate()))
 	return n, nil
+}
+
+// checkedReader passes the source through, and at its end turns a clean io.EOF into an
+// error when the bytes read differ from the size (or sha256) expected: the store then
+// aborts the write instead of committing a short or wrong object.
+type checkedReader struct {
+	r        io.Reader
+	h        hash.Hash
+	c        *progress.Counter
+	size     int64
+	sha      string
+	mismatch error
+}
+
+func (r *checkedReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != io.EOF {
+		return n, err
+	}
+	if got := r.c.Bytes(); got != r.size {
+		r.mismatch = fmt.Errorf("the source ended after %d bytes of %d", got, r.size)
+		return n, r.mismatch
+	}
+	if r.sha != "" {
+		if got := hex.EncodeToString(r.h.Sum(nil)); got != r.sha {
+			r.mismatch = fmt.Errorf("the source has sha256 %s, its manifest says %s", got, r.sha)
+			return n, r.mismatch
+		}
+	}
+	return n, io.EOF
 }
 
 func hashObject(ctx context.Context, s storage.Store, key string) (string, int64, error) {

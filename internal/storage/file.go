@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -315,4 +316,69 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// StaleTempAge is the age past which a temporary file of the file store is taken for
+// the leftover of a write that was killed before its rename: a live write touches its
+// file continuously, and no backup or copy runs for a day.
+const StaleTempAge = 24 * time.Hour
+
+// RemoveStaleTemp deletes the temporary files older than age that killed writes left
+// under prefix (a key prefix such as "NS/", or "" for the whole store) and returns
+// their paths relative to the store. Object stores keep no such files (an aborted
+// upload leaves no object), so it does nothing for them.
+func RemoveStaleTemp(ctx context.Context, s Store, prefix string, age time.Duration) ([]string, error) {
+	fst, ok := s.(*fileStore)
+	if !ok {
+		return nil, nil
+	}
+	return fst.removeStaleTemp(ctx, prefix, time.Now().Add(-age))
+}
+
+func (s *fileStore) removeStaleTemp(ctx context.Context, prefix string, before time.Time) ([]string, error) {
+	if err := s.checkRoot(); err != nil {
+		return nil, err
+	}
+	start := s.root
+	if i := strings.LastIndex(prefix, "/"); i > 0 {
+		start = filepath.Join(s.root, filepath.FromSlash(prefix[:i]))
+	}
+	var removed []string
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // gone meanwhile, or a prefix with nothing under it
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(d.Name(), tempPrefix) || !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.ModTime().Before(before) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		removed = append(removed, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("removing stale temporary files under %q: %w", prefix, err)
+	}
+	return removed, nil
 }

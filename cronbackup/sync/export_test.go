@@ -1,0 +1,4 @@
+package sync
+
+// OpenStore lets tests wrap the stores sync opens.
+var OpenStore = &openStore
