@@ -64,6 +64,12 @@ func TestRetain(t *testing.T) {
 				return out
 			}(),
 		},
+		"days without a backup do not count: the N most recent days that have one": {
+			// Backups on Nov 1, 2, 5 and 10 with three days to keep: Nov 10, 5 and 2 stay,
+			// although Nov 2 is eight days before the newest.
+			in: []Backup{ten[0], ten[1], ten[4], ten[9]}, policy: Policy{Daily: 3, Location: sp},
+			wantDrop: []string{ten[0].Key},
+		},
 		"namespaces are independent": {
 			in: append(daily("a", start, 3), daily("b", start, 1)...), policy: Policy{Daily: 2, Location: sp},
 			wantDrop: []string{BackupKey("a", start)},
