@@ -3,9 +3,10 @@
 // that every replica serves the same chain, writes the certificate into the cert
 // directory the webhook server watches (it reloads changed files without a restart),
 // and keeps the caBundle of the webhook's MutatingWebhookConfiguration equal to the CA.
-// Each is renewed when a third of its lifetime remains; a renewed CA is trusted
-// alongside the previous one until that one expires, so replicas that have not yet
-// picked up the new certificate keep working.
+// Each is renewed when a third of its lifetime remains. A new CA is published in the
+// caBundle before it signs anything (Renew's two steps), and the previous one stays
+// trusted until it expires, so no replica ever serves a certificate the apiserver does
+// not trust, and replicas that have not yet picked up a new certificate keep working.
 //
 // With cert-manager (SMARTBACKUP_TLS_MODE=cert-manager) none of this runs: a
 // Certificate writes the Secret mounted at the cert directory and cainjector fills the
@@ -33,17 +34,23 @@ import (
 type Bundle struct {
 	CACert, CAKey []byte
 	Cert, Key     []byte
-	// CABundle is what clients trust: the CA, plus the previous CA while it is valid.
+	// NextCACert and NextCAKey are the CA that replaces CACert once the apiserver
+	// trusts it: it is published in CABundle first and signs nothing before.
+	NextCACert, NextCAKey []byte
+	// CABundle is what clients trust: the CA, its successor while one waits, and the
+	// previous CA while it is valid.
 	CABundle []byte
 }
 
 // Keys of the Secret.
 const (
-	KeyCACert   = "ca.crt"
-	KeyCAKey    = "ca.key"
-	KeyCert     = "tls.crt"
-	KeyKey      = "tls.key"
-	KeyCABundle = "ca-bundle.crt"
+	KeyCACert     = "ca.crt"
+	KeyCAKey      = "ca.key"
+	KeyCert       = "tls.crt"
+	KeyKey        = "tls.key"
+	KeyNextCACert = "ca-next.crt"
+	KeyNextCAKey  = "ca-next.key"
+	KeyCABundle   = "ca-bundle.crt"
 )
 
 // Policy is what Renew aims for.
@@ -65,32 +72,72 @@ func ServiceSANs(service, namespace string) []string {
 }
 
 // Renew returns a bundle valid at now under p: b itself (changed false) when nothing
-// needs renewing, otherwise b with a new certificate, and a new CA when the CA is
-// missing, invalid or in the last third of its life.
-func Renew(b Bundle, p Policy, now time.Time) (Bundle, bool, error) {
+// needs renewing, otherwise b with a new certificate, or the next step of a CA
+// rollover. trusted is the caBundle the apiserver holds now (the webhook
+// configuration's).
+//
+// A CA is replaced in two steps, so that no replica ever serves a certificate the
+// apiserver cannot verify: when a third of its life remains, a successor is made and
+// added to CABundle, signing nothing; once trusted holds the successor, it becomes the
+// CA and signs a new certificate, and the old CA stays in CABundle until it expires.
+// Only a missing, invalid or expired CA (the first start, or a webhook that was down
+// for longer than the CA's last third) is replaced at once.
+func Renew(b Bundle, p Policy, now time.Time, trusted []byte) (Bundle, bool, error) {
 	out := b
-	ca, caKey, caErr := parsePair(b.CACert, b.CAKey)
-	if caErr != nil || !ca.IsCA || renewDue(ca, now) {
+	ca, _, caErr := parsePair(b.CACert, b.CAKey)
+	switch {
+	case caErr != nil || !ca.IsCA || now.Before(ca.NotBefore) || now.After(ca.NotAfter):
 		var err error
 		if out.CACert, out.CAKey, err = newCA(now, p.CAValidity); err != nil {
 			return b, false, err
 		}
-		if ca, caKey, err = parsePair(out.CACert, out.CAKey); err != nil {
-			return b, false, fmt.Errorf("parsing the new CA: %w", err)
+		out.NextCACert, out.NextCAKey = nil, nil
+	case renewDue(ca, now):
+		next, _, nextErr := parsePair(b.NextCACert, b.NextCAKey)
+		switch {
+		case nextErr != nil || !next.IsCA || now.After(next.NotAfter):
+			var err error
+			if out.NextCACert, out.NextCAKey, err = newCA(now, p.CAValidity); err != nil {
+				return b, false, err
+			}
+		case bundleHolds(trusted, out.NextCACert):
+			out.CACert, out.CAKey = out.NextCACert, out.NextCAKey
+			out.NextCACert, out.NextCAKey = nil, nil
 		}
 	}
+	ca, caKey, err := parsePair(out.CACert, out.CAKey)
+	if err != nil {
+		return b, false, fmt.Errorf("parsing the new CA: %w", err)
+	}
 	if leafNeedsRenewal(out.Cert, out.Key, ca, p.SANs, now) {
-		var err error
 		if out.Cert, out.Key, err = newLeaf(ca, caKey, p.SANs, now, p.CertValidity); err != nil {
 			return b, false, err
 		}
 	}
-	out.CABundle = caBundle(out.CACert, b.CABundle, now)
-	changed := !bytes.Equal(out.CACert, b.CACert) || !bytes.Equal(out.Cert, b.Cert) || !bytes.Equal(out.CABundle, b.CABundle)
+	out.CABundle = caBundle(append(bytes.Clone(out.CACert), out.NextCACert...), b.CABundle, now)
+	changed := !bytes.Equal(out.CACert, b.CACert) || !bytes.Equal(out.Cert, b.Cert) ||
+		!bytes.Equal(out.NextCACert, b.NextCACert) || !bytes.Equal(out.CABundle, b.CABundle)
 	if !changed {
 		return b, false, nil
 	}
 	return out, true, nil
+}
+
+// bundleHolds reports whether the PEM bundle holds the certificate certPEM.
+func bundleHolds(bundle, certPEM []byte) bool {
+	want := pemBody(certPEM)
+	if want == nil {
+		return false
+	}
+	for rest := bundle; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			return false
+		}
+		if bytes.Equal(blk.Bytes, want) {
+			return true
+		}
+	}
 }
 
 // renewDue: a third of the lifetime or less remains, or the certificate is not yet or
@@ -109,10 +156,18 @@ func leafNeedsRenewal(certPEM, keyPEM []byte, ca *x509.Certificate, sans []strin
 	return !slices.Equal(leaf.DNSNames, dns) || !slices.EqualFunc(leaf.IPAddresses, ips, net.IP.Equal)
 }
 
-// caBundle is the CA followed by the CAs of the previous bundle that are still valid.
-func caBundle(caPEM, previous []byte, now time.Time) []byte {
-	out := bytes.Clone(caPEM)
-	seen := map[string]bool{string(pemBody(caPEM)): true}
+// caBundle is the current CAs (the CA and its successor) followed by the CAs of the
+// previous bundle that are still valid.
+func caBundle(current, previous []byte, now time.Time) []byte {
+	out := bytes.Clone(current)
+	seen := map[string]bool{}
+	for rest := current; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		seen[string(blk.Bytes)] = true
+	}
 	for rest := previous; ; {
 		var blk *pem.Block
 		blk, rest = pem.Decode(rest)

@@ -21,7 +21,7 @@ var (
 
 func mustRenew(t *testing.T, b certs.Bundle, p certs.Policy, now time.Time) (certs.Bundle, bool) {
 	t.Helper()
-	out, changed, err := certs.Renew(b, p, now)
+	out, changed, err := certs.Renew(b, p, now, nil)
 	if err != nil {
 		t.Fatalf("Renew: %v", err)
 	}
@@ -91,8 +91,8 @@ func TestRenew(t *testing.T) {
 			from: first, policy: certs.Policy{SANs: []string{"other.svc"}, CAValidity: policy.CAValidity, CertValidity: policy.CertValidity},
 			at: t0.Add(time.Hour), changed: true, sameCA: true, caInBundle: 1, verifyAtNow: true,
 		},
-		"a CA in the last third of its life is replaced and the old one stays trusted": {
-			from: first, policy: policy, at: t0.Add(210 * 24 * time.Hour), changed: true, caInBundle: 2, verifyAtNow: true,
+		"a CA in the last third of its life gets a successor, published but signing nothing yet": {
+			from: first, policy: policy, at: t0.Add(210 * 24 * time.Hour), changed: true, sameCA: true, caInBundle: 2, verifyAtNow: true,
 		},
 		"an expired CA is replaced and dropped from the bundle": {
 			from: first, policy: policy, at: t0.Add(400 * 24 * time.Hour), changed: true, caInBundle: 1, verifyAtNow: true,
@@ -145,5 +145,47 @@ func TestShortLifetimesDoNotRenewForever(t *testing.T) {
 	}
 	if _, changed := mustRenew(t, b, p, t0.Add(50*time.Second)); !changed {
 		t.Error("not renewed with a sixth of its lifetime left")
+	}
+}
+
+// TestCARolloverPublishesBeforeSigning: the successor CA signs the serving certificate
+// only once the apiserver's caBundle holds it; until then every certificate served is
+// one the published bundle verifies, and the old CA stays trusted after the switch.
+func TestCARolloverPublishesBeforeSigning(t *testing.T) {
+	first, _ := mustRenew(t, certs.Bundle{}, policy, t0)
+	at := t0.Add(205 * 24 * time.Hour)
+	// Keep the leaf fresh so that only the CA is due.
+	fresh, _ := mustRenew(t, first, policy, t0.Add(199*24*time.Hour))
+
+	step1, changed, err := certs.Renew(fresh, policy, at, fresh.CABundle)
+	if err != nil || !changed {
+		t.Fatalf("a due CA made no successor: %v", err)
+	}
+	if len(step1.NextCACert) == 0 || !bytes.Equal(step1.CACert, fresh.CACert) || !bytes.Equal(step1.Cert, fresh.Cert) {
+		t.Fatal("step 1 must add a successor and keep the CA and the certificate")
+	}
+	if caCount(step1.CABundle) != 2 {
+		t.Errorf("step 1 bundle holds %d CAs, want the CA and its successor", caCount(step1.CABundle))
+	}
+
+	// The apiserver still holds the old bundle: nothing moves.
+	waiting, changed, err := certs.Renew(step1, policy, at.Add(time.Minute), fresh.CABundle)
+	if err != nil || changed || !bytes.Equal(waiting.Cert, fresh.Cert) {
+		t.Fatalf("the successor signed before the apiserver trusted it (changed %v, %v)", changed, err)
+	}
+
+	// Published: the successor becomes the CA and signs a new certificate, which the
+	// bundle the apiserver already holds verifies.
+	step2, changed, err := certs.Renew(step1, policy, at.Add(time.Minute), step1.CABundle)
+	if err != nil || !changed {
+		t.Fatalf("the published successor was not promoted: %v", err)
+	}
+	if !bytes.Equal(step2.CACert, step1.NextCACert) || len(step2.NextCACert) != 0 || bytes.Equal(step2.Cert, fresh.Cert) {
+		t.Fatal("step 2 must make the successor the CA and issue a certificate from it")
+	}
+	verify(t, certs.Bundle{Cert: step2.Cert, CABundle: step1.CABundle}, policy.SANs, at.Add(time.Minute))
+	verify(t, certs.Bundle{Cert: fresh.Cert, CABundle: step2.CABundle}, policy.SANs, at.Add(time.Minute))
+	if again, changed, _ := certs.Renew(step2, policy, at.Add(2*time.Minute), step2.CABundle); changed || !bytes.Equal(again.Cert, step2.Cert) {
+		t.Error("a check after the rollover changed the bundle again")
 	}
 }

@@ -77,9 +77,17 @@ func (m *Manager) Ensure(ctx context.Context) error {
 // EnsureCertificate makes the Secret hold a valid bundle (renewing it when due,
 // creating it when missing; a replica that loses a race adopts the winner's) and
 // writes its certificate and key into the cert directory when they differ.
+//
+// A renewed CA is only published (added to the bundle) at first; it signs the
+// certificate at a later check, once the webhook configuration's caBundle holds it, so
+// no replica serves a certificate the apiserver does not trust yet.
 func (m *Manager) EnsureCertificate(ctx context.Context) (Bundle, error) {
 	log := logf.FromContext(ctx).WithName("certs")
 	now := m.now()
+	trusted, err := m.trustedBundle(ctx)
+	if err != nil {
+		return Bundle{}, err
+	}
 	var lastErr error
 	for range 5 {
 		var sec corev1.Secret
@@ -89,7 +97,7 @@ func (m *Manager) EnsureCertificate(ctx context.Context) (Bundle, error) {
 			return Bundle{}, fmt.Errorf("getting Secret %q: %w", m.Namespace+"/"+m.SecretName, err)
 		}
 		cur := fromSecret(&sec)
-		next, changed, err := Renew(cur, m.Policy, now)
+		next, changed, err := Renew(cur, m.Policy, now, trusted)
 		if err != nil {
 			return Bundle{}, fmt.Errorf("renewing the webhook certificate: %w", err)
 		}
@@ -111,7 +119,8 @@ func (m *Manager) EnsureCertificate(ctx context.Context) (Bundle, error) {
 			if err != nil {
 				return Bundle{}, fmt.Errorf("storing Secret %q: %w", m.Namespace+"/"+m.SecretName, err)
 			}
-			log.Info("webhook certificate issued", "secret", m.SecretName, "caRenewed", !bytes.Equal(next.CACert, cur.CACert))
+			log.Info("webhook certificate issued", "secret", m.SecretName, "caRenewed", !bytes.Equal(next.CACert, cur.CACert),
+				"nextCAPublished", len(next.NextCACert) > 0)
 		}
 		if err := m.writeFiles(next); err != nil {
 			return Bundle{}, err
@@ -119,6 +128,20 @@ func (m *Manager) EnsureCertificate(ctx context.Context) (Bundle, error) {
 		return next, nil
 	}
 	return Bundle{}, fmt.Errorf("storing Secret %q: lost five races with other replicas: %w", m.Namespace+"/"+m.SecretName, lastErr)
+}
+
+// trustedBundle is the caBundle the apiserver uses now: the first webhook's of the
+// configuration, nil when the configuration does not exist yet.
+func (m *Manager) trustedBundle(ctx context.Context) ([]byte, error) {
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	err := m.Reader.Get(ctx, client.ObjectKey{Name: m.WebhookConfigName}, &mwc)
+	if apierrors.IsNotFound(err) || (err == nil && len(mwc.Webhooks) == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("getting MutatingWebhookConfiguration %q: %w", m.WebhookConfigName, err)
+	}
+	return mwc.Webhooks[0].ClientConfig.CABundle, nil
 }
 
 // EnsureCABundle sets the caBundle of every webhook of the configuration to bundle.
@@ -195,7 +218,8 @@ func (m *Manager) now() time.Time {
 }
 
 func fromSecret(s *corev1.Secret) Bundle {
-	return Bundle{CACert: s.Data[KeyCACert], CAKey: s.Data[KeyCAKey], Cert: s.Data[KeyCert], Key: s.Data[KeyKey], CABundle: s.Data[KeyCABundle]}
+	return Bundle{CACert: s.Data[KeyCACert], CAKey: s.Data[KeyCAKey], Cert: s.Data[KeyCert], Key: s.Data[KeyKey],
+		NextCACert: s.Data[KeyNextCACert], NextCAKey: s.Data[KeyNextCAKey], CABundle: s.Data[KeyCABundle]}
 }
 
 func toSecret(b Bundle, s *corev1.Secret) {
@@ -205,4 +229,10 @@ func toSecret(b Bundle, s *corev1.Secret) {
 	s.Data[KeyCACert], s.Data[KeyCAKey] = b.CACert, b.CAKey
 	s.Data[KeyCert], s.Data[KeyKey] = b.Cert, b.Key
 	s.Data[KeyCABundle] = b.CABundle
+	if len(b.NextCACert) > 0 {
+		s.Data[KeyNextCACert], s.Data[KeyNextCAKey] = b.NextCACert, b.NextCAKey
+	} else {
+		delete(s.Data, KeyNextCACert)
+		delete(s.Data, KeyNextCAKey)
+	}
 }
