@@ -179,3 +179,37 @@ func TestSyncRemovesStaleTemporaryFiles(t *testing.T) {
 		t.Errorf("no log line names the removed file:\n%s", logs.String())
 	}
 }
+
+// TestMissingCloudCredentialIsStorageFailure: a store whose cloud credential is absent
+// is a storage failure (exit 5), as in backup, status and initrestore; only a URL that
+// cannot be used is a configuration error (exit 2).
+func TestMissingCloudCredentialIsStorageFailure(t *testing.T) {
+	gcs := testenv.StartGCS(t)
+	s3 := testenv.StartS3(t)
+	tests := map[string]struct {
+		url string
+		env map[string]string
+	}{
+		"GCS without Application Default Credentials": {
+			url: "gs://some-bucket?endpoint=" + gcs.Endpoint,
+			env: map[string]string{"GOOGLE_APPLICATION_CREDENTIALS": filepath.Join(t.TempDir(), "absent.json"), "STORAGE_EMULATOR_HOST": ""},
+		},
+		"S3 without any AWS credential": {
+			url: s3.NewBucket(t),
+			env: map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "absent"),
+				"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "absent"), "AWS_EC2_METADATA_DISABLED": "true"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			dst := newVolume(t)
+			_, err := runSync(t, t.Context(), tc.url, dst.url, nil)
+			if code := exitcode.Of(err, -1); code != cbsync.ExitStorage {
+				t.Fatalf("exit %d (%v), want %d", code, err, cbsync.ExitStorage)
+			}
+		})
+	}
+}
