@@ -92,9 +92,13 @@ func runStatus(ctx context.Context, log logr.Logger, args []string) int {
 		return backup.ExitConfig
 	}
 	st, err := storage.Open(ctx, fs.Arg(0))
-	if err != nil {
+	if errors.Is(err, storage.ErrInvalidURL) {
 		log.Error(err, "configuration error")
 		return backup.ExitConfig
+	}
+	if err != nil { // unreachable, or no cloud credential: exit 5 like every command
+		log.Error(err, "status failed")
+		return backup.ExitStorage
 	}
 	defer st.Close()
 	rows, err := status.Collect(ctx, st)
