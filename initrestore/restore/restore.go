@@ -109,8 +109,11 @@ func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 
 	// 4. Find the backup.
 	store, err := storage.Open(ctx, cfg.StorageURL)
-	if err != nil {
+	if errors.Is(err, storage.ErrInvalidURL) {
 		return Result{}, exitcode.Wrap(ExitConfig, err)
+	}
+	if err != nil { // unreachable, or no cloud credential: exit 5 in every binary
+		return Result{}, exitcode.Wrap(ExitStorage, err)
 	}
 	defer store.Close()
 	r.store = store
