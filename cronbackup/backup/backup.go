@@ -55,12 +55,20 @@ type Result struct {
 	Duration time.Duration
 }
 
+// openStore opens the backup store; tests wrap it to stop a run after a given write.
+var openStore = storage.Open
+
 // Run performs one backup.
 func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 	start := time.Now()
-	store, err := storage.Open(ctx, cfg.StorageURL)
+	store, err := openStore(ctx, cfg.StorageURL)
 	if err != nil {
-		return Result{}, exitcode.Wrap(ExitConfig, err)
+		// A URL that cannot be used is configuration; a store that cannot be reached
+		// or a missing cloud credential is a storage failure, in every binary.
+		if errors.Is(err, storage.ErrInvalidURL) {
+			return Result{}, exitcode.Wrap(ExitConfig, err)
+		}
+		return Result{}, exitcode.Wrap(ExitStorage, err)
 	}
 	defer store.Close()
 	r := &run{cfg: cfg, log: log, store: store}
@@ -275,8 +283,13 @@ func (r *run) writeManifest(ctx context.Context, key string, m layout.Manifest) 
 }
 
 // promote makes the new backup the latest: the object first (a server-side copy), then
-// its manifest. A reader between the two sees a latest object that does not match the
-// latest manifest, which initrestore detects and retries; it never sees a partial one.
+// its manifest. The writes of a run come in an order where a crash between any two
+// leaves a restorable store: the immutable object, its manifest, the latest copy, the
+// latest manifest, then retention's deletes. initrestore reads the immutable object the
+// latest manifest names (or, when that pair is broken, the newest immutable backup with
+// a complete manifest), so a crash before the latest manifest restores the previous
+// backup and one after it the new one; database_latest.dump.gz is only for the page's
+// tools.
 func (r *run) promote(ctx context.Context, m layout.Manifest) error {
 	latest := layout.LatestKey(r.cfg.Namespace)
 	if _, err := r.store.Copy(ctx, m.Object, latest); err != nil {
@@ -303,10 +316,17 @@ func (r *run) prune(ctx context.Context, newest layout.Manifest) ([]string, erro
 		}
 	}
 	_, drop := layout.Retain(backups, layout.Policy{Daily: r.cfg.KeepDaily, Weekly: r.cfg.KeepWeekly, Monthly: r.cfg.KeepMonthly, Location: loc})
+	// The backup the latest manifest names now is what restores read: an overlapping
+	// run may have promoted another than ours; never delete it.
+	named := r.latestNamed(ctx)
 	var pruned []string
 	for _, b := range drop {
 		if b.Key == newest.Object {
 			return pruned, fmt.Errorf("retention selected the newest backup %q: refusing", b.Key)
+		}
+		if b.Key == named {
+			r.log.Info("backup kept: the latest manifest names it", "object", b.Key)
+			continue
 		}
 		for _, key := range []string{b.Key, layout.ManifestKey(b.Key)} {
 			if err := r.store.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -316,7 +336,33 @@ func (r *run) prune(ctx context.Context, newest layout.Manifest) ([]string, erro
 		pruned = append(pruned, b.Key)
 		r.log.Info("backup pruned", "object", b.Key, "backupTime", b.Time)
 	}
+	removed, err := storage.RemoveStaleTemp(ctx, r.store, r.cfg.Namespace+"/", storage.StaleTempAge)
+	for _, f := range removed {
+		r.log.Info("stale temporary file of an interrupted write removed", "file", f, "olderThan", storage.StaleTempAge.String())
+	}
+	if err != nil {
+		return pruned, err
+	}
 	return pruned, nil
+}
+
+// latestNamed is the object the latest manifest names now, or "" when it cannot be
+// read (then only the newest-backup rule protects).
+func (r *run) latestNamed(ctx context.Context) string {
+	rc, _, err := r.store.Open(ctx, layout.LatestManifestKey(r.cfg.Namespace))
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return ""
+	}
+	m, err := layout.ParseManifest(b)
+	if err != nil {
+		return ""
+	}
+	return m.Object
 }
 
 // headCapture keeps the first bytes written to it: the archive header and TOC count.
