@@ -64,6 +64,18 @@ const (
 	// smartbackup-masking; the pod does not start without it); other environments only
 	// when this annotation is set. Restrict who may edit that ConfigMap.
 	AnnotationMaskingConfigMap = "smartbackup.io/masking-configmap"
+	// AnnotationDatabaseSSLMode is libpq's sslmode for the restore and the backup
+	// (DATABASE_SSLMODE: disable, allow, prefer, require, verify-ca, verify-full;
+	// default prefer).
+	AnnotationDatabaseSSLMode = "smartbackup.io/database-sslmode"
+	// AnnotationDatabaseCAConfigMap names the ConfigMap in the namespace whose key
+	// ca.crt (DatabaseCAKey) holds the CAs that sign the server's certificate: mounted
+	// read-only into the restore init container and the backup CronJob, with
+	// DATABASE_SSLROOTCERT pointing at it. Required by verify-ca and verify-full.
+	AnnotationDatabaseCAConfigMap = "smartbackup.io/database-ca-configmap"
+	// AnnotationDatabaseCASecret is AnnotationDatabaseCAConfigMap's alternative: a
+	// Secret with the key ca.crt. At most one of the two.
+	AnnotationDatabaseCASecret = "smartbackup.io/database-ca-secret"
 	// AnnotationBackupSchedule overrides the nightly CronJob's schedule for one
 	// namespace (a five-field cron expression in the CronJob's time zone).
 	AnnotationBackupSchedule = "smartbackup.io/backup-schedule"
@@ -111,4 +123,9 @@ const (
 	MaskingKey = "masking.sql"
 	// MaskingDir is where the masking ConfigMap is mounted in the init container.
 	MaskingDir = "/etc/smartbackup/masking"
+	// DatabaseCAKey is the ConfigMap or Secret key holding the database server's CA.
+	DatabaseCAKey = "ca.crt"
+	// DatabaseCADir is where that ConfigMap or Secret is mounted (DATABASE_SSLROOTCERT
+	// is DatabaseCADir/DatabaseCAKey).
+	DatabaseCADir = "/etc/smartbackup/database-ca"
 )

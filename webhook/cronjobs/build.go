@@ -51,8 +51,13 @@ func Backup(s inject.Settings, p Plan, cfg *config.Config) *batchv1.CronJob {
 		corev1.EnvVar{Name: contract.EnvBackupMaxConcurrentPerServer, Value: strconv.Itoa(p.MaxConcurrentPerServer)},
 		corev1.EnvVar{Name: contract.EnvBackupSlotWaitTimeout, Value: cfg.BackupSlotWait.String()},
 	)
+	env = append(env, inject.TLSEnv(s)...)
 	var mounts []corev1.VolumeMount
 	var volumes []corev1.Volume
+	if v, m, ok := inject.DatabaseCAVolume(s); ok {
+		mounts = append(mounts, m)
+		volumes = append(volumes, v)
+	}
 	if s.StoragePath != "" {
 		// Only the namespace's own subdirectory of the shared volume, where its
 		// backups go.

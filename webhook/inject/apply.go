@@ -30,6 +30,8 @@ const (
 	VolumeBackups = "smartbackup-backups"
 	// VolumeMasking is the masking SQL's ConfigMap.
 	VolumeMasking = "smartbackup-masking"
+	// VolumeDatabaseCA is the database server's CA (a ConfigMap or a Secret).
+	VolumeDatabaseCA = "smartbackup-database-ca"
 )
 
 // injection is everything the webhook owns in a pod: its init container, its
@@ -161,7 +163,7 @@ func (in injection) rebuild(p *corev1.Pod, s Settings, cfg *config.Config) *Deni
 // ReservedVolumes are the names of every volume the webhook may add: a pod's own volume
 // of such a name is replaced, or removed when the namespace's injection has none. A new
 // volume in build gets its name here too.
-var ReservedVolumes = []string{VolumeScratch, VolumeTmp, VolumeBackups, VolumeMasking}
+var ReservedVolumes = []string{VolumeScratch, VolumeTmp, VolumeBackups, VolumeMasking, VolumeDatabaseCA}
 
 func reservedVolume(name string) bool { return slices.Contains(ReservedVolumes, name) }
 
@@ -327,6 +329,7 @@ func build(s Settings, cfg *config.Config) injection {
 		FieldEnv(contract.EnvNamespace, "metadata.namespace"),
 		FieldEnv(contract.EnvPodName, "metadata.name"),
 	)
+	env = append(env, TLSEnv(s)...)
 	env = slices.DeleteFunc(env, func(e corev1.EnvVar) bool { return e.Value == "" && e.ValueFrom == nil })
 
 	mounts := []corev1.VolumeMount{
@@ -355,6 +358,11 @@ func build(s Settings, cfg *config.Config) injection {
 			// The apiserver's default, set here so the stored pod equals the injection.
 			DefaultMode: new(corev1.ConfigMapVolumeSourceDefaultMode),
 		}}})
+	}
+
+	if v, m, ok := DatabaseCAVolume(s); ok {
+		mounts = append(mounts, m)
+		volumes = append(volumes, v)
 	}
 
 	return injection{
@@ -407,6 +415,39 @@ func DatabaseEnv(s Settings) []corev1.EnvVar {
 		env = append(env, value(contract.EnvDatabaseName, s.DatabaseName))
 	}
 	return append(env, value(contract.EnvDatabaseCodepage, s.Codepage))
+}
+
+// TLSEnv is DATABASE_SSLMODE and DATABASE_SSLROOTCERT of s, for the init container and
+// the backup CronJob (where DatabaseCAVolume is mounted); nothing when the namespace
+// sets neither.
+func TLSEnv(s Settings) []corev1.EnvVar {
+	var env []corev1.EnvVar
+	if s.SSLMode != "" {
+		env = append(env, value(contract.EnvDatabaseSSLMode, s.SSLMode))
+	}
+	if s.CAConfigMap != "" || s.CASecret != "" {
+		env = append(env, value(contract.EnvDatabaseSSLRootCert, path.Join(contract.DatabaseCADir, contract.DatabaseCAKey)))
+	}
+	return env
+}
+
+// DatabaseCAVolume is the read-only volume of the namespace's database CA (its
+// ConfigMap or Secret, key ca.crt only) and its mount, when the namespace names one.
+// Not optional: a connection that must verify the server does not start without it.
+func DatabaseCAVolume(s Settings) (corev1.Volume, corev1.VolumeMount, bool) {
+	items := []corev1.KeyToPath{{Key: contract.DatabaseCAKey, Path: contract.DatabaseCAKey}}
+	v := corev1.Volume{Name: VolumeDatabaseCA}
+	switch {
+	case s.CAConfigMap != "":
+		v.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: s.CAConfigMap},
+			// The apiserver's default, set here so the stored pod equals the injection.
+			Items: items, DefaultMode: new(corev1.ConfigMapVolumeSourceDefaultMode)}
+	case s.CASecret != "":
+		v.Secret = &corev1.SecretVolumeSource{SecretName: s.CASecret, Items: items, DefaultMode: new(corev1.SecretVolumeSourceDefaultMode)}
+	default:
+		return corev1.Volume{}, corev1.VolumeMount{}, false
+	}
+	return v, corev1.VolumeMount{Name: VolumeDatabaseCA, MountPath: contract.DatabaseCADir, ReadOnly: true}, true
 }
 
 // SecretEnvVars references each name as the key of the same name in secret: the values

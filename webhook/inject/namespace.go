@@ -52,6 +52,12 @@ type Settings struct {
 	SecretName string
 	// MaskingConfigMap, when set, holds the masking SQL run on a restored database.
 	MaskingConfigMap string
+	// SSLMode is DATABASE_SSLMODE ("" leaves the binaries' default, prefer).
+	SSLMode string
+	// CAConfigMap or CASecret, when set, holds the database server's CA under the key
+	// ca.crt (DATABASE_SSLROOTCERT); at most one is set.
+	CAConfigMap string
+	CASecret    string
 
 	OnMissingBackup string
 	RequestID       string
@@ -213,6 +219,37 @@ func parseDatabase(ns string, a map[string]string, cfg *config.Config, s *Settin
 			return invalidDatabase(ns, contract.AnnotationDatabaseSecret, v, "must be a Secret name")
 		}
 		s.SecretName = v
+	}
+	return parseTLS(ns, a, s)
+}
+
+// parseTLS reads the database TLS policy: initrestore's and cronbackup's rules, so the
+// webhook never injects a setting they would refuse.
+func parseTLS(ns string, a map[string]string, s *Settings) *Denial {
+	if v, ok := a[contract.AnnotationDatabaseSSLMode]; ok {
+		if !contract.ValidSSLMode(v) {
+			return invalidDatabase(ns, contract.AnnotationDatabaseSSLMode, v, "must be one of "+strings.Join(contract.SSLModes, ", "))
+		}
+		s.SSLMode = v
+	}
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{contract.AnnotationDatabaseCAConfigMap, &s.CAConfigMap}, {contract.AnnotationDatabaseCASecret, &s.CASecret}} {
+		if v, ok := a[f.key]; ok {
+			if len(validation.IsDNS1123Subdomain(v)) > 0 {
+				return invalidDatabase(ns, f.key, v, "must be a ConfigMap or Secret name (its key ca.crt holds the CA)")
+			}
+			*f.dst = v
+		}
+	}
+	if s.CAConfigMap != "" && s.CASecret != "" {
+		return &Denial{ReasonInvalidDatabase, fmt.Sprintf("namespace %q: set annotation %s or %s, not both",
+			ns, contract.AnnotationDatabaseCAConfigMap, contract.AnnotationDatabaseCASecret)}
+	}
+	if contract.SSLModeNeedsCA(s.SSLMode) && s.CAConfigMap == "" && s.CASecret == "" {
+		return &Denial{ReasonInvalidDatabase, fmt.Sprintf("namespace %q: annotation %s=%s needs the server's CA: annotation %s or %s naming a ConfigMap or Secret with the key %s",
+			ns, contract.AnnotationDatabaseSSLMode, s.SSLMode, contract.AnnotationDatabaseCAConfigMap, contract.AnnotationDatabaseCASecret, contract.DatabaseCAKey)}
 	}
 	return nil
 }
