@@ -81,10 +81,16 @@ func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, exitcode.Wrap(ExitDump, err)
 	}
+	// At most BACKUP_MAX_CONCURRENT_PER_SERVER dumps from one server at once.
+	slot, err := r.acquireSlot(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	log.Info("dump starting", "database", cfg.Database, "server", server.version, "pgDump", client.Path,
 		"store", store.String(), "namespace", cfg.Namespace)
 
 	m, err := r.dump(ctx, client, server)
+	slot.release(ctx)
 	if err != nil {
 		return Result{}, err
 	}

@@ -48,6 +48,13 @@ type Config struct {
 	GzipLevel GzipLevel `envconfig:"GZIP_LEVEL" default:"auto"`
 	// GzipThreads compress the outer layer in parallel (default: the CPUs available).
 	GzipThreads int `envconfig:"GZIP_THREADS"`
+	// MaxConcurrentPerServer is how many backups may dump from one database server at
+	// once, across namespaces: advisory-lock slots on SlotDatabase; 0: no limit.
+	MaxConcurrentPerServer int `envconfig:"BACKUP_MAX_CONCURRENT_PER_SERVER" default:"4"`
+	// SlotWaitTimeout bounds the wait for a slot (then ExitSlotWait).
+	SlotWaitTimeout time.Duration `envconfig:"BACKUP_SLOT_WAIT_TIMEOUT" default:"2h"`
+	// SlotDatabase is the server's maintenance database the slots are taken on.
+	SlotDatabase string `envconfig:"BACKUP_SLOT_DATABASE" default:"postgres"`
 	// WaitTimeout bounds the wait for the database.
 	WaitTimeout time.Duration `envconfig:"DATABASE_WAIT_TIMEOUT" default:"2m"`
 	// SSLMode is libpq's sslmode for every connection, cronbackup's own and pg_dump's
@@ -95,6 +102,9 @@ func (c *Config) validate() error {
 		{c.DumpCompression < 0 || c.DumpCompression > 9, "DUMP_COMPRESSION must be 0-9"},
 		{c.GzipLevel < -2 || c.GzipLevel > 9 || c.GzipLevel == -1, "GZIP_LEVEL must be auto, 0-9, or -2 for Huffman coding only"},
 		{c.WaitTimeout <= 0, "DATABASE_WAIT_TIMEOUT must be positive"},
+		{c.MaxConcurrentPerServer < 0 || c.MaxConcurrentPerServer > 256, "BACKUP_MAX_CONCURRENT_PER_SERVER must be 0 (no limit) to 256"},
+		{c.SlotWaitTimeout <= 0, "BACKUP_SLOT_WAIT_TIMEOUT must be positive"},
+		{c.SlotDatabase == "", "BACKUP_SLOT_DATABASE must name a database"},
 		{c.ProgressInterval <= 0, "PROGRESS_INTERVAL must be positive"},
 	}
 	for _, ch := range checks {
