@@ -8,13 +8,16 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	gosync "sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
 	"github.com/jackc/pgx/v5"
 
@@ -192,4 +195,46 @@ func restoreWithInitrestore(t *testing.T, bin string, p *testenv.Postgres, url s
 		t.Fatalf("reading the marker: %v\n%s", err, log.String())
 	}
 	return v, log.String()
+}
+
+// TestRetentionRemovesStaleTemporaryFiles: a backup's retention removes the temporary
+// files that writes killed more than a day ago left under its namespace, each with a
+// log line; a fresh one (a write that may be running) and other namespaces' stay.
+func TestRetentionRemovesStaleTemporaryFiles(t *testing.T) {
+	src := fixture.NewSource(t, 15, "cliente_promocao", fixture.Tiny)
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "cliente-prod", ".smartbackup-tmp-database_20261101T000000Z.dump.gz-1")
+	fresh := filepath.Join(dir, "cliente-prod", ".smartbackup-tmp-database_20261102T000000Z.dump.gz-2")
+	other := filepath.Join(dir, "cliente-dev", ".smartbackup-tmp-database_20261101T000000Z.dump.gz-3")
+	old := time.Now().Add(-storage.StaleTempAge - time.Hour)
+	for _, p := range []string{stale, fresh, other} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, 1024), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if p != fresh {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var mu gosync.Mutex
+	var logs strings.Builder
+	log := funcr.NewJSON(func(obj string) { mu.Lock(); logs.WriteString(obj + "\n"); mu.Unlock() }, funcr.Options{})
+	if _, err := backup.Run(t.Context(), log, configFor(t, src, "file://"+dir, "cliente-prod", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary file is still there (%v)", err)
+	}
+	for _, p := range []string{fresh, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if !strings.Contains(logs.String(), `"msg":"stale temporary file of an interrupted write removed","file":"cliente-prod/.smartbackup-tmp-database_20261101T000000Z.dump.gz-1"`) {
+		t.Errorf("no log line names the removed file:\n%s", logs.String())
+	}
 }
