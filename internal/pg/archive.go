@@ -40,7 +40,7 @@ const (
 // version as strings; the TOC entry count. An int is a sign byte then intSize bytes,
 // little-endian; a string is an int length (-1 for NULL) then its bytes.
 func ReadArchiveHeader(r io.Reader) (ArchiveHeader, error) {
-	h, err := readHeaderFrom(&archReader{r: bufio.NewReaderSize(r, 4096)})
+	h, err := readHeaderFrom(&archReader{r: bufio.NewReaderSize(r, 4096), size: -1})
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = fmt.Errorf("stream ends inside the header")

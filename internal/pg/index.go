@@ -2,10 +2,12 @@ package pg
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -34,17 +36,26 @@ func IndexArchive(f *os.File) (int, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return 0, err
 	}
-	ar := &archReader{r: bufio.NewReaderSize(f, 1<<20)}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	// Every length and count read below is checked against the bytes the file has, so a
+	// corrupt archive fails at once instead of allocating or reading for what it claims.
+	ar := &archReader{r: bufio.NewReaderSize(f, int(min(1<<20, st.Size()))), size: st.Size()}
 	h, err := readHeaderFrom(ar)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrNotArchive, err)
+		return 0, fmt.Errorf("%w: %v", ErrNotArchive, noEOF(err))
+	}
+	if most := ar.left() / ar.minTOCEntry(); int64(h.Entries) > most {
+		return 0, fmt.Errorf("%w: a table of contents of %d entries cannot fit in the %d bytes after the header (%d at most)", ErrNotArchive, h.Entries, ar.left(), most)
 	}
 	type entry struct {
 		dumpID  int
 		flag    int
 		flagPos int64
 	}
-	entries := make([]entry, 0, h.Entries)
+	entries := make([]entry, 0, min(h.Entries, 1<<16))
 	for i := 0; i < h.Entries; i++ {
 		id, err := ar.int()
 		if err != nil {
@@ -175,12 +186,37 @@ func blockErr(pos int64, err error) error {
 	return fmt.Errorf("%w: data block at byte %d: %v", ErrNotArchive, pos, err)
 }
 
-// archReader reads the archive's primitive types and counts the bytes read.
+// archReader reads the archive's primitive types and counts the bytes read. When the
+// archive's size is known (a file), no length may point past its end; on a stream (size
+// -1), strings are read in steps, so memory follows the bytes that actually arrive.
 type archReader struct {
 	r                *bufio.Reader
 	pos              int64
+	size             int64
 	intSize, offSize int
 	version          int
+}
+
+// left is the number of bytes after pos, or MaxInt64 on a stream.
+func (a *archReader) left() int64 {
+	if a.size < 0 {
+		return math.MaxInt64
+	}
+	return max(a.size-a.pos, 0)
+}
+
+// minTOCEntry is the fewest bytes one TOC entry takes: 4 ints (5 since 1.16), 11 strings
+// (12 since 1.14), each at least a sign byte and intSize bytes, then the offset state and
+// the offset.
+func (a *archReader) minTOCEntry() int64 {
+	fields := 15
+	if a.version >= 1<<16|14<<8 {
+		fields++
+	}
+	if a.version >= 1<<16|16<<8 {
+		fields++
+	}
+	return int64(fields*(1+a.intSize) + 1 + a.offSize)
 }
 
 func (a *archReader) byte() (int, error) {
@@ -209,6 +245,9 @@ func (a *archReader) int() (int, error) {
 			return 0, errors.New("integer wider than 32 bits")
 		}
 	}
+	if v > math.MaxInt32 { // pg_dump writes C ints
+		return 0, fmt.Errorf("integer %d wider than 32 bits", v)
+	}
 	if sign != 0 {
 		v = -v
 	}
@@ -218,6 +257,9 @@ func (a *archReader) int() (int, error) {
 func (a *archReader) skip(n int64) error {
 	if n < 0 {
 		return fmt.Errorf("negative length %d", n)
+	}
+	if n > a.left() {
+		return fmt.Errorf("length %d runs past the end of the archive (%d bytes left)", n, a.left())
 	}
 	m, err := a.r.Discard(int(n))
 	a.pos += int64(m)
@@ -232,12 +274,18 @@ func (a *archReader) str() (string, error) {
 	if n > maxStr {
 		return "", fmt.Errorf("string of %d bytes in the header", n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(a.r, b); err != nil {
+	if int64(n) > a.left() {
+		return "", fmt.Errorf("string of %d bytes runs past the end of the archive (%d bytes left)", n, a.left())
+	}
+	// Not make([]byte, n): a stream that claims a long string and then ends costs only
+	// the bytes it sent.
+	var b bytes.Buffer
+	m, err := io.CopyN(&b, a.r, int64(n))
+	a.pos += m
+	if err != nil {
 		return "", noEOF(err)
 	}
-	a.pos += int64(n)
-	return string(b), nil
+	return b.String(), nil
 }
 
 func (a *archReader) skipStr() error {

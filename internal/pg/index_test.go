@@ -124,20 +124,38 @@ func TestIndexArchiveLeavesBrokenArchivesAlone(t *testing.T) {
 	}
 }
 
-// FuzzIndexArchive: no input panics, and a rejected one is left unchanged.
+// FuzzIndexArchive: no input panics or allocates more than a small multiple of its
+// size (a count or length the file cannot hold once made it allocate gigabytes and
+// stall; see testdata/fuzz/FuzzIndexArchive/stall-*), a rejected one is left unchanged,
+// and an indexed one is a header ReadArchiveHeader accepts, with nothing left to index.
 func FuzzIndexArchive(f *testing.F) {
 	f.Add([]byte("PGDMP\x01\x0e\x00\x04\x08\x01\x00\x00\x00\x00\x00"))
+	f.Add(validArchive(2))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(t.TempDir(), "a.dump")
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		fh := openRW(t, path)
-		if _, err := pg.IndexArchive(fh); err != nil {
+		var err error
+		if n := allocated(func() { _, err = pg.IndexArchive(fh) }); n > 8<<20+256*uint64(len(b)) {
+			t.Fatalf("allocated %d bytes for a %d-byte archive", n, len(b))
+		}
+		if err != nil {
+			if !errors.Is(err, pg.ErrNotArchive) {
+				t.Fatalf("error %v is not ErrNotArchive", err)
+			}
 			after, _ := os.ReadFile(path)
 			if !bytes.Equal(after, b) {
 				t.Fatal("a rejected input was modified")
 			}
+			return
+		}
+		if _, err := pg.ReadArchiveHeader(bytes.NewReader(b)); err != nil {
+			t.Fatalf("indexed an archive whose header is refused: %v", err)
+		}
+		if again, err := pg.IndexArchive(fh); err != nil || again != 0 {
+			t.Fatalf("second pass: %d, %v", again, err)
 		}
 	})
 }
