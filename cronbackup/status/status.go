@@ -39,6 +39,7 @@ func Collect(ctx context.Context, st storage.Store) ([]Row, error) {
 		return nil, fmt.Errorf("listing %s: %w", st, err)
 	}
 	rows := map[string]*Row{}
+	sizes := map[string]int64{}
 	row := func(ns string) *Row {
 		if rows[ns] == nil {
 			rows[ns] = &Row{Namespace: ns}
@@ -50,6 +51,7 @@ func Collect(ctx context.Context, st storage.Store) ([]Row, error) {
 		if !ok || layout.ValidNamespace(ns) != nil {
 			continue
 		}
+		sizes[o.Key] = o.Size
 		switch {
 		case name == layout.LatestObject:
 			row(ns).Size = o.Size
@@ -71,9 +73,20 @@ func Collect(ctx context.Context, st storage.Store) ([]Row, error) {
 		case err != nil:
 			r.Problem = err.Error()
 		default:
+			// Restores read the immutable object the latest manifest names (see
+			// initrestore): judge that one; the latest copy is for the page's tools.
 			r.Latest, r.Time, r.SHA256, r.Database = m.Object, m.StartedAt, m.SHA256, m.Database
-			if r.Size != m.Size {
-				r.Problem = fmt.Sprintf("latest has %d bytes, its manifest says %d", r.Size, m.Size)
+			size, ok := sizes[m.Object]
+			switch {
+			case !ok:
+				r.Problem = fmt.Sprintf("the latest manifest names %s, which is missing: restores take the newest complete backup", m.Object)
+			case size != m.Size:
+				r.Problem = fmt.Sprintf("%s has %d bytes, its manifest says %d: restores take the newest complete backup", m.Object, size, m.Size)
+			case r.Size != m.Size:
+				r.Problem = fmt.Sprintf("%s has %d bytes, the latest manifest says %d (an interrupted promotion; restores are not affected)", layout.LatestObject, r.Size, m.Size)
+			}
+			if ok {
+				r.Size = size
 			}
 		}
 	}

@@ -46,6 +46,20 @@ func TestCollectReadsManifestsOnly(t *testing.T) {
 	put(layout.LatestKey("cliente-prod"), "dump body")
 	put(layout.LatestManifestKey("cliente-prod"), string(mb))
 	put(layout.LatestKey("legado-prod"), "old shell dump")
+	// A promotion killed after the latest copy: the manifest still names the previous
+	// backup, which is whole.
+	pm := m
+	pm.Namespace, pm.Object = "meio-prod", layout.BackupKey("meio-prod", at)
+	pmb, _ := pm.Marshal()
+	put(pm.Object, "dump body")
+	put(layout.LatestKey("meio-prod"), "a newer dump")
+	put(layout.LatestManifestKey("meio-prod"), string(pmb))
+	// A latest manifest whose object is gone.
+	gm := m
+	gm.Namespace, gm.Object = "sumido-prod", layout.BackupKey("sumido-prod", at)
+	gmb, _ := gm.Marshal()
+	put(layout.LatestKey("sumido-prod"), "dump body")
+	put(layout.LatestManifestKey("sumido-prod"), string(gmb))
 
 	spy := &openedKeys{Store: st}
 	rows, err := Collect(ctx, spy)
@@ -55,6 +69,10 @@ func TestCollectReadsManifestsOnly(t *testing.T) {
 	want := []Row{
 		{Namespace: "cliente-prod", Latest: m.Object, Time: at, Size: 9, SHA256: m.SHA256, Database: "erp", Backups: 2},
 		{Namespace: "legado-prod", Latest: "legado-prod/database_latest.dump.gz", Size: 14, Problem: "latest has no manifest (made by the shell pipeline?)"},
+		{Namespace: "meio-prod", Latest: pm.Object, Time: at, Size: 9, SHA256: m.SHA256, Database: "erp", Backups: 1,
+			Problem: "database_latest.dump.gz has 12 bytes, the latest manifest says 9 (an interrupted promotion; restores are not affected)"},
+		{Namespace: "sumido-prod", Latest: gm.Object, Time: at, Size: 9, SHA256: m.SHA256, Database: "erp",
+			Problem: "the latest manifest names sumido-prod/database_20261124T000000Z.dump.gz, which is missing: restores take the newest complete backup"},
 	}
 	if diff := cmp.Diff(want, rows); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
