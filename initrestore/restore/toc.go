@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -165,10 +164,10 @@ func tocEntry(line string) string {
 func PlanTOC(list string) TOCPlan {
 	var keep, defs strings.Builder
 	var p TOCPlan
-	sc := bufio.NewScanner(strings.NewReader(list))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	// Not a bufio.Scanner: a line longer than its buffer would end the list there, and
+	// every entry after it would silently not be restored.
+	for line := range strings.Lines(list) {
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		e := tocEntry(line)
 		switch {
 		case strings.HasPrefix(e, "COMMENT - EXTENSION "):
