@@ -6,7 +6,9 @@
 # Go 1.27), and a slow machine only takes longer to do the same work. A target that
 # finds a failure (its input is written to testdata/fuzz/<target>/) or hangs past
 # FUZZ_TIMEOUT fails the run, after the other targets ran. FUZZ_PARALLEL workers per
-# target (default 1); FUZZ_MATCH narrows the targets (a grep -E pattern).
+# target (default 1); FUZZ_MATCH narrows the targets (a grep -E pattern); FUZZ_MINIMIZE
+# bounds the minimization of each new input (default 1000x: on a slow target the default
+# 60 s of it showed as a run making no progress).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 execs=${1:?usage: hack/fuzz.sh EXECUTIONS_PER_TARGET}
@@ -26,7 +28,7 @@ while read -r dir target; do
   # The seeds and every input written to testdata/fuzz first, as go test runs them: a
   # fuzzing run with a small count may stop before it has replayed them all.
   if "$GO" test -count=1 -run "^${target}\$" "./$dir" >"$log" 2>&1 || { cat "$log"; false; } &&
-    "$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "${execs}x" -parallel "${FUZZ_PARALLEL:-1}" \
+    "$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "${execs}x" -fuzzminimizetime "${FUZZ_MINIMIZE:-1000x}" -parallel "${FUZZ_PARALLEL:-1}" \
     -timeout "${FUZZ_TIMEOUT:-30m}" "./$dir" 2>&1 | tee "$log" | { grep -v '^fuzz: elapsed' || true; }; then
     passed=$((passed + 1))
   else
