@@ -245,7 +245,9 @@ func (a *archReader) int() (int, error) {
 			return 0, errors.New("integer wider than 32 bits")
 		}
 	}
-	if v > math.MaxInt32 { // pg_dump writes C ints
+	// pg_dump writes C ints as a sign and a magnitude, at most 2^31 (INT_MIN, which a
+	// large object's OID of 2^31 becomes).
+	if v > 1<<31 {
 		return 0, fmt.Errorf("integer %d wider than 32 bits", v)
 	}
 	if sign != 0 {
