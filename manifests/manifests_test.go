@@ -6,6 +6,7 @@ package manifests_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -13,9 +14,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -28,11 +31,15 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/smartbackup/smartbackup/test/testenv"
 	"github.com/smartbackup/smartbackup/webhook/admission"
+	"github.com/smartbackup/smartbackup/webhook/config/configtest"
+	"github.com/smartbackup/smartbackup/webhook/cronjobs"
+	"github.com/smartbackup/smartbackup/webhook/inject"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -231,4 +238,303 @@ func TestWebhookConfigurationMatchesCode(t *testing.T) {
 			t.Errorf("%s: cert-manager.io/inject-ca-from present=%v", mode, injected)
 		}
 	}
+}
+
+// find returns the rendered object of kind and name, failing when there is none.
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s/%s in %v", kind, name, kinds(objs))
+	return nil
+}
+
+func str(o *unstructured.Unstructured, path ...string) string {
+	s, _, _ := unstructured.NestedString(o.Object, path...)
+	return s
+}
+
+// TestCertManagerCAChain: in cert-manager mode the serving Certificate is signed by a CA
+// Issuer over a CA Certificate (made by a self-signed Issuer), and the caBundle is
+// injected from the CA Certificate, so a serving certificate renewal never changes the
+// caBundle. With an issuer of the operator's own, the chain is theirs.
+func TestCertManagerCAChain(t *testing.T) {
+	objs := decode(t, helm(t))
+	mwc := find(t, objs, "MutatingWebhookConfiguration", "smartbackup-webhook")
+	from := mwc.GetAnnotations()["cert-manager.io/inject-ca-from"]
+	if from != "smartbackup/smartbackup-webhook-ca" {
+		t.Fatalf("inject-ca-from = %q, want the CA Certificate smartbackup/smartbackup-webhook-ca", from)
+	}
+	ca := find(t, objs, "Certificate", "smartbackup-webhook-ca")
+	if isCA, _, _ := unstructured.NestedBool(ca.Object, "spec", "isCA"); !isCA {
+		t.Error("the CA Certificate is not isCA")
+	}
+	if got := str(ca, "spec", "privateKey", "rotationPolicy"); got != "Never" {
+		t.Errorf("the CA's key rotationPolicy = %q, want Never (leaves it signed stay valid across its renewal)", got)
+	}
+	selfSigned := find(t, objs, "Issuer", str(ca, "spec", "issuerRef", "name"))
+	if _, ok, _ := unstructured.NestedMap(selfSigned.Object, "spec", "selfSigned"); !ok {
+		t.Errorf("the CA Certificate's issuer %s is not self-signed", selfSigned.GetName())
+	}
+	serving := find(t, objs, "Certificate", "smartbackup-webhook")
+	caIssuer := find(t, objs, "Issuer", str(serving, "spec", "issuerRef", "name"))
+	if got := str(caIssuer, "spec", "ca", "secretName"); got == "" || got != str(ca, "spec", "secretName") {
+		t.Errorf("the serving Certificate's issuer %s signs with Secret %q, want the CA's %q", caIssuer.GetName(), got, str(ca, "spec", "secretName"))
+	}
+	if isCA, _, _ := unstructured.NestedBool(serving.Object, "spec", "isCA"); isCA {
+		t.Error("the serving Certificate is a CA")
+	}
+	if got := str(serving, "spec", "secretName"); got != "smartbackup-webhook-tls" {
+		t.Errorf("serving Secret %q, want the one the Deployment mounts", got)
+	}
+
+	own := decode(t, helm(t, "--set", "tls.issuerRef.name=corp-ca", "--set", "tls.issuerRef.kind=ClusterIssuer"))
+	for _, o := range own {
+		if o.GetKind() == "Issuer" {
+			t.Errorf("with an issuer of the operator's own the chart still renders Issuer %s", o.GetName())
+		}
+	}
+	if got := find(t, own, "MutatingWebhookConfiguration", "smartbackup-webhook").GetAnnotations()["cert-manager.io/inject-ca-from"]; got != "smartbackup/smartbackup-webhook" {
+		t.Errorf("with an own issuer inject-ca-from = %q, want the serving Certificate (its ca.crt is the issuer's CA)", got)
+	}
+}
+
+// TestRolloutSettings: the Deployment never leaves the Service without a ready replica
+// and gives a stopping one time to drain (issue: rollouts drop admissions).
+func TestRolloutSettings(t *testing.T) {
+	d := find(t, decode(t, helm(t)), "Deployment", "smartbackup-webhook")
+	if got, ok := number(d.Object, "spec", "strategy", "rollingUpdate", "maxUnavailable"); !ok || got != 0 {
+		t.Errorf("maxUnavailable = %d (set %v), want 0", got, ok)
+	}
+	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	c := cs[0].(map[string]any)
+	sleep, _ := number(c, "lifecycle", "preStop", "sleep", "seconds")
+	grace, _ := number(d.Object, "spec", "template", "spec", "terminationGracePeriodSeconds")
+	var delay time.Duration
+	env, _, _ := unstructured.NestedSlice(c, "env")
+	for _, e := range env {
+		if m := e.(map[string]any); m["name"] == "SMARTBACKUP_SHUTDOWN_DELAY" {
+			delay, _ = time.ParseDuration(m["value"].(string))
+		}
+	}
+	if sleep < 1 || delay <= 0 {
+		t.Errorf("preStop sleep %ds, SMARTBACKUP_SHUTDOWN_DELAY %s: want both", sleep, delay)
+	}
+	if time.Duration(grace)*time.Second < time.Duration(sleep)*time.Second+delay+10*time.Second {
+		t.Errorf("terminationGracePeriodSeconds %d leaves under 10 s for requests in flight after %ds + %s", grace, sleep, delay)
+	}
+}
+
+// number reads an integer field of a decoded object (JSON numbers decode as int64 or
+// float64).
+func number(obj map[string]any, path ...string) (int64, bool) {
+	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	switch n := v.(type) {
+	case int64:
+		return n, ok
+	case float64:
+		return int64(n), ok
+	}
+	return 0, false
+}
+
+// as is a clientset impersonating user (with groups), as the apiserver authorizes and
+// admits a request of that identity.
+func (c *cluster) as(t *testing.T, cfg *rest.Config, user string, groups ...string) kubernetes.Interface {
+	t.Helper()
+	ic := rest.CopyConfig(cfg)
+	ic.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append(groups, "system:authenticated")}
+	return kubernetes.NewForConfigOrDie(ic)
+}
+
+// TestAdmissionPolicies applies the chart and checks, on the real apiserver that
+// enforces them, the two ValidatingAdmissionPolicies: the webhook's ServiceAccount may
+// write only the CronJobs the webhook builds (the builder's own output is admitted, each
+// deviation refused), and only namespace administrators may set smartbackup.io/*
+// namespace labels and annotations.
+func TestAdmissionPolicies(t *testing.T) {
+	c := newCluster(t)
+	c.namespace(t, "smartbackup")
+	c.apply(t, decode(t, helm(t)), "smartbackup")
+	kube := testenv.StartKube(t)
+	ctx := t.Context()
+
+	webhook := c.as(t, kube.Config, "system:serviceaccount:smartbackup:smartbackup-webhook",
+		"system:serviceaccounts", "system:serviceaccounts:smartbackup")
+	tenant := c.as(t, kube.Config, "tenant@acme", "capsule-tenants")
+	// The tenant may edit namespaces (as Capsule lets a tenant owner): RBAC allows it,
+	// only the policy stands in the way.
+	rbac := []*unstructured.Unstructured{{Object: map[string]any{
+		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": map[string]any{"name": "tenant-namespaces"},
+		"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"namespaces"}, "verbs": []any{"get", "create", "update", "patch"}}},
+	}}, {Object: map[string]any{
+		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": map[string]any{"name": "tenant-namespaces"},
+		"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "tenant-namespaces"},
+		"subjects": []any{map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "tenant@acme"}},
+	}}}
+	c.apply(t, rbac, "")
+
+	enabled := testenv.RandomName("acme-prd-")
+	_, err := c.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: enabled, Labels: map[string]string{
+		"smartbackup.io/enabled": "true", "smartbackup.io/product": "smarterp", "smartbackup.io/environment": "production",
+	}, Annotations: map[string]string{"smartbackup.io/database-endpoint": "db." + enabled + ".svc", "smartbackup.io/database-name": "erp"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("an administrator creating an enabled namespace: %v", err)
+	}
+	plain := testenv.RandomName("plain-")
+	c.namespace(t, plain)
+
+	// The policies take effect once the apiserver has loaded them.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := tenant.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: testenv.RandomName("probe-"), Labels: map[string]string{"smartbackup.io/customer": "globex"}}}, metav1.CreateOptions{})
+		if err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the namespace policy is not enforced after 30s (last: %v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	t.Run("namespace settings", func(t *testing.T) {
+		edit := func(who kubernetes.Interface, name string, f func(*corev1.Namespace)) error {
+			ns, err := c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f(ns)
+			_, err = who.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{})
+			return err
+		}
+		setLabel := func(k, v string) func(*corev1.Namespace) {
+			return func(ns *corev1.Namespace) {
+				if ns.Labels == nil {
+					ns.Labels = map[string]string{}
+				}
+				ns.Labels[k] = v
+			}
+		}
+		cases := map[string]struct {
+			who     kubernetes.Interface
+			ns      string
+			change  func(*corev1.Namespace)
+			refused bool
+		}{
+			"a tenant claiming another customer is refused":                  {who: tenant, ns: plain, change: setLabel("smartbackup.io/customer", "globex"), refused: true},
+			"a tenant pointing its restore at another production is refused": {who: tenant, ns: enabled, change: setLabel("smartbackup.io/restore-source", "globex-prd"), refused: true},
+			"a tenant changing the database endpoint is refused": {who: tenant, ns: enabled, refused: true, change: func(ns *corev1.Namespace) {
+				ns.Annotations["smartbackup.io/database-endpoint"] = "evil.example"
+			}},
+			"a tenant removing the enabled label is refused": {who: tenant, ns: enabled, refused: true, change: func(ns *corev1.Namespace) {
+				delete(ns.Labels, "smartbackup.io/enabled")
+			}},
+			"a tenant's own labels are fine":           {who: tenant, ns: enabled, change: setLabel("team", "erp")},
+			"an administrator sets smartbackup labels": {who: c.cs, ns: plain, change: setLabel("smartbackup.io/customer", "acme")},
+		}
+		for name, tc := range cases {
+			t.Run(name, func(t *testing.T) {
+				err := edit(tc.who, tc.ns, tc.change)
+				switch {
+				case tc.refused && (err == nil || !strings.Contains(err.Error(), "smartbackup.io/")):
+					t.Fatalf("update = %v, want a refusal naming smartbackup.io/", err)
+				case !tc.refused && err != nil:
+					t.Fatalf("update refused: %v", err)
+				}
+			})
+		}
+	})
+
+	t.Run("the webhook's CronJobs", func(t *testing.T) {
+		cfg := configtest.New(t, map[string]string{"CRONBACKUP_IMAGE": "smartbackup/cronbackup:0.1.0", "INITRESTORE_IMAGE": "smartbackup/initrestore:0.1.0"})
+		good := func(ns string) *batchv1.CronJob {
+			n := inject.Namespace{Name: ns, Labels: map[string]string{"smartbackup.io/enabled": "true", "smartbackup.io/product": "smarterp", "smartbackup.io/environment": "production"},
+				Annotations: map[string]string{"smartbackup.io/database-endpoint": "db.svc", "smartbackup.io/database-name": "erp"}}
+			s, d := inject.ParseBackup(n, cfg)
+			if d != nil {
+				t.Fatal(d)
+			}
+			plan, err := cronjobs.PlanFor(n, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Schedule == "" {
+				plan.Schedule = "7 21 * * *"
+			}
+			return cronjobs.Backup(s, plan, cfg)
+		}
+		pod := func(cj *batchv1.CronJob) *corev1.PodSpec { return &cj.Spec.JobTemplate.Spec.Template.Spec }
+		if _, err := webhook.BatchV1().CronJobs(enabled).Create(ctx, good(enabled), metav1.CreateOptions{}); err != nil {
+			t.Fatalf("the builder's own CronJob was refused: %v", err)
+		}
+		cases := map[string]struct {
+			ns  string
+			mod func(*batchv1.CronJob)
+		}{
+			"in kube-system":             {ns: "kube-system"},
+			"in a namespace not enabled": {ns: plain},
+			"another image":              {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).Containers[0].Image = "attacker/tools:latest" }},
+			"a command":                  {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).Containers[0].Command = []string{"/bin/sh", "-c", "cat /secrets/*"} }},
+			"a hostPath volume": {ns: enabled, mod: func(cj *batchv1.CronJob) {
+				pod(cj).Volumes = append(pod(cj).Volumes, corev1.Volume{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
+			}},
+			"a Secret volume": {ns: enabled, mod: func(cj *batchv1.CronJob) {
+				pod(cj).Volumes = append(pod(cj).Volumes, corev1.Volume{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "admin-token"}}})
+			}},
+			"another ServiceAccount": {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).ServiceAccountName = "cluster-admin" }},
+			"the API token mounted":  {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).AutomountServiceAccountToken = new(true) }},
+			"privileged":             {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).Containers[0].SecurityContext.Privileged = new(true) }},
+			"an init container": {ns: enabled, mod: func(cj *batchv1.CronJob) {
+				pod(cj).InitContainers = []corev1.Container{{Name: "x", Image: "attacker/tools"}}
+			}},
+			"host networking": {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).HostNetwork = true }},
+			"another name":    {ns: enabled, mod: func(cj *batchv1.CronJob) { cj.Name = "miner" }},
+			"not labelled as the webhook's": {ns: enabled, mod: func(cj *batchv1.CronJob) {
+				cj.Name = "smartbackup-backup-2"
+				delete(cj.Labels, "app.kubernetes.io/managed-by")
+			}},
+		}
+		for name, tc := range cases {
+			t.Run("refused: "+name, func(t *testing.T) {
+				cj := good(tc.ns)
+				if tc.mod != nil {
+					tc.mod(cj)
+				}
+				cj.Namespace = tc.ns
+				_, err := webhook.BatchV1().CronJobs(tc.ns).Create(ctx, cj, metav1.CreateOptions{})
+				if err == nil {
+					_ = c.cs.BatchV1().CronJobs(tc.ns).Delete(context.Background(), cj.Name, metav1.DeleteOptions{})
+					t.Fatal("the webhook's ServiceAccount created it")
+				}
+				if !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+					t.Fatalf("refused, but not by the policy: %v", err)
+				}
+			})
+		}
+		t.Run("refused: deleting a CronJob the webhook does not manage", func(t *testing.T) {
+			other := good(enabled)
+			other.Name, other.Labels = "tenant-report", nil
+			if _, err := c.cs.BatchV1().CronJobs(enabled).Create(ctx, other, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			err := webhook.BatchV1().CronJobs(enabled).Delete(ctx, other.Name, metav1.DeleteOptions{})
+			if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+				t.Fatalf("delete = %v, want a refusal by the policy", err)
+			}
+		})
+		t.Run("admitted: suspending in a namespace no longer enabled, and deleting its own", func(t *testing.T) {
+			cj := good(plain)
+			cj.Spec.Suspend = new(true)
+			if _, err := webhook.BatchV1().CronJobs(plain).Create(ctx, cj, metav1.CreateOptions{}); err != nil {
+				t.Fatalf("a suspended CronJob was refused: %v", err)
+			}
+			if err := webhook.BatchV1().CronJobs(plain).Delete(ctx, cj.Name, metav1.DeleteOptions{}); err != nil {
+				t.Fatalf("deleting its own CronJob was refused: %v", err)
+			}
+		})
+	})
 }

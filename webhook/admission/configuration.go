@@ -18,6 +18,8 @@ const (
 	TimeoutSeconds = 5
 	// ServicePort is the Service port the apiserver calls.
 	ServicePort = 443
+	// MirrorPodCondition is the CEL matchCondition that keeps mirror pods away.
+	MirrorPodCondition = `!has(object.metadata.annotations) || !('kubernetes.io/config.mirror' in object.metadata.annotations)`
 )
 
 // WebhookConfiguration is the one definition of the webhook's
@@ -36,9 +38,13 @@ const (
 //     namespace (by the kubernetes.io/metadata.name label the apiserver sets), so a
 //     webhook outage can never block the cluster's own pods or the webhook's
 //     replacement pods.
-//   - objectSelector app.kubernetes.io/name=dbaccess: every other pod of an enabled
-//     namespace is admitted without calling the webhook at all (no latency, no outage
-//     impact). It must match the operator setting SMARTBACKUP_DBACCESS_LABEL.
+//   - objectSelector app.kubernetes.io/name=dbaccess and smartbackup.io/product in
+//     (smarterp, sistemico): every other pod of an enabled namespace (a Smart eSocial
+//     dbaccess pod, an unlabelled one, anything else) is admitted without calling the
+//     webhook at all (no latency, no outage impact). It must match the operator setting
+//     SMARTBACKUP_DBACCESS_LABEL; the product values are the products the webhook knows.
+//   - matchConditions: mirror pods (the kubelet's copies of static pods, which no
+//     webhook may change) are never sent.
 //   - CREATE only: the injection is decided once per pod; pods are immutable where it
 //     matters (init containers, volumes).
 //   - sideEffects NoneOnDryRun: the webhook records an Event when it denies a pod (an
@@ -92,7 +98,16 @@ func WebhookConfiguration(name, namespace, service string, caBundle []byte) *adm
 			},
 			ObjectSelector: &metav1.LabelSelector{
 				MatchLabels: map[string]string{contract.LabelAppName: contract.DBAccessName},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key:      contract.LabelProduct,
+					Operator: metav1.LabelSelectorOpIn,
+					Values:   []string{contract.ProductSmartERP, contract.ProductSistemico},
+				}},
 			},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name:       "not-a-mirror-pod",
+				Expression: MirrorPodCondition,
+			}},
 			SideEffects:             &sideEffects,
 			TimeoutSeconds:          &timeout,
 			AdmissionReviewVersions: []string{"v1"},

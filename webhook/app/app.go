@@ -8,7 +8,10 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -51,6 +54,10 @@ type Webhook struct {
 	// Certs is the self-managed certificate keeper, nil in cert-manager mode.
 	Certs  *certs.Manager
 	config *config.Config
+	// draining is set when the stop begins: readiness fails and every response closes
+	// its connection, so the apiserver's next call opens one the Service sends to
+	// another replica.
+	draining atomic.Bool
 }
 
 // New assembles the manager and registers everything on it.
@@ -102,10 +109,11 @@ func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, e
 		return nil, fmt.Errorf("watching namespaces: %w", err)
 	}
 	recorder := mgr.GetEventRecorder(Name)
+	w := &Webhook{Manager: mgr, config: cfg}
 
-	mgr.GetWebhookServer().Register(admission.Path, admission.NewWebhook(scheme, &admission.Defaulter{
+	mgr.GetWebhookServer().Register(admission.Path, w.closeWhenDraining(admission.NewWebhook(scheme, &admission.Defaulter{
 		Config: cfg, Cache: mgr.GetClient(), Reader: mgr.GetAPIReader(), Recorder: recorder,
-	}))
+	})))
 	if err := (&cronjobs.Reconciler{Client: mgr.GetClient(), Config: cfg, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("registering the CronJob reconciler: %w", err)
 	}
@@ -116,8 +124,14 @@ func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, e
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return nil, fmt.Errorf("adding the readiness check: %w", err)
 	}
-
-	w := &Webhook{Manager: mgr, config: cfg}
+	if err := mgr.AddReadyzCheck("not-stopping", func(*http.Request) error {
+		if w.draining.Load() {
+			return errors.New("stopping")
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("adding the readiness check: %w", err)
+	}
 	if cfg.TLSMode == config.TLSSelf {
 		w.Certs = &certs.Manager{
 			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
@@ -136,9 +150,25 @@ func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, e
 	return w, nil
 }
 
-// Run starts the webhook and blocks until ctx ends. In self-managed TLS mode the
-// certificate is in place before the server starts (it reads its files at start), and
-// the caBundle is patched as soon as the configuration exists.
+// closeWhenDraining asks the client to close its connection after each response once
+// the stop has begun (a kept-alive connection would keep reaching this replica).
+func (w *Webhook) closeWhenDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.draining.Load() {
+			rw.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(rw, r)
+	})
+}
+
+// Run starts the webhook and blocks until ctx ends and the webhook has stopped. In
+// self-managed TLS mode the certificate is in place before the server starts (it reads
+// its files at start), and the caBundle is patched as soon as the configuration exists.
+//
+// When ctx ends (SIGTERM) the webhook drains before it stops: for ShutdownDelay it
+// keeps serving, reports not ready and closes each connection after its response, so
+// the Service moves the apiserver's calls to the other replicas; then the server
+// stops accepting and finishes the requests in flight. A rollout loses no admission.
 func (w *Webhook) Run(ctx context.Context) error {
 	log := logf.Log.WithName(Name)
 	if w.Certs != nil {
@@ -154,9 +184,29 @@ func (w *Webhook) Run(ctx context.Context) error {
 	}
 	log.Info("starting", "tlsMode", w.config.TLSMode, "webhookPort", w.config.WebhookPort,
 		"leaderElection", w.config.LeaderElection, "syncCronJob", w.config.SyncTargetURL != "")
-	if err := w.Manager.Start(ctx); err != nil {
+	run, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+			return
+		}
+		w.draining.Store(true)
+		log.Info("stopping: draining connections", "delay", w.config.ShutdownDelay.String())
+		select {
+		case <-time.After(w.config.ShutdownDelay):
+		case <-stopped:
+		}
+		stop()
+	}()
+	err := w.Manager.Start(run)
+	close(stopped)
+	if err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}
+	log.Info("stopped")
 	return nil
 }
 

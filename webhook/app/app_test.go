@@ -180,6 +180,87 @@ func TestWebhook(t *testing.T) {
 		}
 	})
 
+	t.Run("an injected pod resubmitted with a tampered restore comes back rebuilt", func(t *testing.T) {
+		ns := testenv.RandomName("tamper-")
+		n := createNamespace(t, c, ns, nsLabels(contract.ProductSmartERP, contract.EnvironmentProduction, "initech", ""))
+		s, d := inject.ParseNamespace(inject.Namespace{Name: ns, Labels: n.Labels, Annotations: n.Annotations}, cfg)
+		if d != nil {
+			t.Fatal(d)
+		}
+		p := dbaccessPod(ns, contract.ProductSmartERP)
+		if _, d := inject.Apply(p, s, cfg); d != nil {
+			t.Fatal(d)
+		}
+		want := p.DeepCopy()
+		init := &p.Spec.InitContainers[0]
+		init.Command = []string{"/bin/sh", "-c", "exit 0"}
+		init.EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "tenant"}}}}
+		init.SecurityContext = nil
+		for i := range p.Spec.Volumes {
+			if p.Spec.Volumes[i].Name == inject.VolumeScratch {
+				p.Spec.Volumes[i].VolumeSource = corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}
+			}
+		}
+		if err := c.Create(t.Context(), p); err != nil {
+			t.Fatalf("creating the tampered pod: %v", err)
+		}
+		var got corev1.Pod
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(p), &got); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want.Spec.InitContainers, got.Spec.InitContainers); diff != "" {
+			t.Errorf("stored init containers differ from the namespace's injection (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(want.Spec.Volumes, got.Spec.Volumes); diff != "" {
+			t.Errorf("stored volumes differ from the namespace's injection (-want +got):\n%s", diff)
+		}
+		if !inject.Injected(&got, s, cfg) {
+			t.Error("the stored pod does not count as injected")
+		}
+	})
+
+	t.Run("a pod pointing dbaccess at another database is denied, naming the annotation", func(t *testing.T) {
+		ns := testenv.RandomName("conflict-")
+		createNamespace(t, c, ns, nsLabels(contract.ProductSmartERP, contract.EnvironmentProduction, "initech", ""))
+		p := dbaccessPod(ns, contract.ProductSmartERP)
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: contract.EnvDatabaseEndpoint, Value: "postgres.globex-prd.svc"}}
+		err := c.Create(t.Context(), p)
+		if !apierrors.IsForbidden(err) {
+			t.Fatalf("create = %v, want Forbidden", err)
+		}
+		for _, want := range []string{contract.EnvDatabaseEndpoint, contract.AnnotationDatabaseEndpoint, string(inject.ReasonEnvConflict)} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("denial %q does not mention %q", err, want)
+			}
+		}
+	})
+
+	t.Run("behind native sidecars the restore runs after them, and the env reaches dbaccess", func(t *testing.T) {
+		ns := testenv.RandomName("mesh-")
+		createNamespace(t, c, ns, nsLabels(contract.ProductSmartERP, contract.EnvironmentProduction, "initech", ""))
+		always := corev1.ContainerRestartPolicyAlways
+		p := dbaccessPod(ns, contract.ProductSmartERP)
+		p.Spec.InitContainers = []corev1.Container{
+			{Name: "istio-init", Image: "istio/proxyv2:1.24"},
+			{Name: "istio-proxy", Image: "istio/proxyv2:1.24", RestartPolicy: &always},
+			{Name: "migrate", Image: "smarterp/migrate:7"},
+		}
+		p.Spec.Containers = append([]corev1.Container{{Name: "linkerd-proxy", Image: "linkerd/proxy:2.14"}}, corev1.Container{Name: "erp", Image: "smarterp/dbaccess:7"})
+		if err := c.Create(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, ic := range p.Spec.InitContainers {
+			names = append(names, ic.Name)
+		}
+		if want := []string{"istio-init", "istio-proxy", contract.InitContainerName, "migrate"}; !slices.Equal(names, want) {
+			t.Errorf("init containers %v, want %v", names, want)
+		}
+		if envValue(p.Spec.Containers[0].Env, contract.EnvDatabaseEndpoint) != "" || envValue(p.Spec.Containers[1].Env, contract.EnvDatabaseEndpoint) == "" {
+			t.Error("the database env went to linkerd-proxy instead of the dbaccess container")
+		}
+	})
+
 	t.Run("the webhook's own namespace and kube-system are never sent to it, even when labelled", func(t *testing.T) {
 		createNamespace(t, c, own, nsLabels(contract.ProductSmartERP, contract.EnvironmentProduction, "ops", ""))
 		var ks corev1.Namespace

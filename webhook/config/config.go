@@ -175,6 +175,11 @@ type Config struct {
 
 	// WebhookPort is the HTTPS port of the admission endpoint.
 	WebhookPort int `envconfig:"WEBHOOK_PORT" default:"9443"`
+	// ShutdownDelay is how long the webhook keeps serving after SIGTERM, not ready and
+	// closing each connection after its response, before it stops (gracefully,
+	// finishing the requests in flight): the time the Service needs to stop sending it
+	// new connections.
+	ShutdownDelay time.Duration `envconfig:"SHUTDOWN_DELAY" default:"5s"`
 	// MetricsAddr serves /metrics ("0" disables).
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:":8080"`
 	// HealthAddr serves /healthz and /readyz.
@@ -381,6 +386,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebhookPort < 1 || c.WebhookPort > 65535 {
 		bad("WEBHOOK_PORT", "must be 1-65535")
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
+		bad("SHUTDOWN_DELAY", "must be between 0s and 5m")
 	}
 	return errors.Join(errs...)
 }
