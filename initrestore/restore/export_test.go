@@ -4,4 +4,5 @@ package restore
 var (
 	LockKey           = lockKey
 	MissingExtensions = missingExtensions
+	AfterLoad         = &afterLoad
 )

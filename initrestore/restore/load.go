@@ -60,6 +60,11 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 		return Record{}, exitcode.Wrap(ExitDatabase, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if afterLoad != nil {
+		if err := afterLoad(ctx, conn); err != nil {
+			return Record{}, err
+		}
+	}
 	// Masking first: ANALYZE copies sampled values into pg_statistic.
 	if r.cfg.MaskingSQL != "" {
 		if err := r.mask(ctx, conn); err != nil {
@@ -70,6 +75,11 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 		return Record{}, err
 	}
 	_ = conn.Close(ctx)
+	if r.cfg.MaskingSQL != "" {
+		if err := r.checkStatistics(ctx); err != nil {
+			return Record{}, err
+		}
+	}
 
 	rec := Record{Object: ref.key, SourceNamespace: act.SourceNamespace, RestoredAt: time.Now().UTC(),
 		RequestID: r.cfg.RequestID, Pod: r.cfg.PodName}
