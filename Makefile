@@ -18,8 +18,12 @@ build: ## Build webhook, initrestore and cronbackup into bin/
 	$(GO) build -trimpath -o $(BIN)/ ./webhook ./initrestore ./cronbackup
 
 .PHONY: tools
-tools: ## Install the test servers (PostgreSQL 12/15, GCS and S3 emulators, etcd, kube-apiserver, kube-controller-manager)
+tools: ## Install the test servers (PostgreSQL 12/15, GCS and S3 emulators, etcd, kube-apiserver, kube-controller-manager), kube-scheduler, kubelet, kube-proxy, kubectl
 	hack/test-deps.sh
+
+.PHONY: images
+images: ## Build the images from the Dockerfiles without a registry, as root, into .cache/images (hack/images.sh)
+	hack/images.sh
 
 .PHONY: demo
 demo: tools ## The user's story, narrated: label a namespace, deploy dbaccess, delete the pod (about a minute once tools are cached)

