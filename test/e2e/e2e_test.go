@@ -1,3 +1,5 @@
+//go:build !realnode
+
 // Package e2e runs the user's whole story through the real Kubernetes machinery: a real
 // etcd, kube-apiserver and kube-controller-manager (Deployments make ReplicaSets make
 // pods; CronJobs make Jobs), the webhook as its own process serving TLS and registered

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,23 +47,29 @@ func StartGCS(tb testing.TB) *GCS {
 	tb.Helper()
 	gcsOnce.Do(func() {
 		gcsErr = fmt.Errorf("an earlier start failed")
-		bin := Tool(tb, "fake-gcs-server")
-		dir := scratchDir(tb, "gcs")
-		port := FreePort(tb)
-		p := startProcess(tb, filepath.Join(dir, "server.log"), nil, nil, bin,
-			"-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
-			"-public-host", fmt.Sprintf("127.0.0.1:%d", port),
-			"-external-url", fmt.Sprintf("http://127.0.0.1:%d", port),
-			"-backend", "filesystem", "-filesystem-root", filepath.Join(dir, "data"), "-log-level", "warn")
-		onStop(func() { p.stop(syscall.SIGTERM) })
-		endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-		waitHTTP(tb, p, endpoint+"/storage/v1/b")
-		gcsInst, gcsErr = &GCS{Endpoint: endpoint}, nil
+		gcsInst, gcsErr = startGCS(tb, "127.0.0.1", onStop), nil
 	})
 	if gcsErr != nil {
 		tb.Fatalf("GCS emulator: %v", gcsErr)
 	}
 	return gcsInst
+}
+
+// startGCS starts an emulator listening on host; its stop function goes to onStop
+// before it is waited for.
+func startGCS(tb testing.TB, host string, onStop func(func())) *GCS {
+	bin := Tool(tb, "fake-gcs-server")
+	dir := scratchDir(tb, "gcs")
+	port := FreePort(tb)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	p := startProcess(tb, filepath.Join(dir, "server.log"), nil, nil, bin,
+		"-scheme", "http", "-host", host, "-port", strconv.Itoa(port),
+		"-public-host", addr, "-external-url", "http://"+addr,
+		"-backend", "filesystem", "-filesystem-root", filepath.Join(dir, "data"), "-log-level", "warn")
+	onStop(func() { p.stop(syscall.SIGTERM) })
+	endpoint := "http://" + addr
+	waitHTTP(tb, p, endpoint+"/storage/v1/b")
+	return &GCS{Endpoint: endpoint}
 }
 
 // NewBucket creates an empty bucket and returns its storage URL.
