@@ -487,7 +487,12 @@ func TestAdmissionPolicies(t *testing.T) {
 			}},
 			"another ServiceAccount": {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).ServiceAccountName = "cluster-admin" }},
 			"the API token mounted":  {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).AutomountServiceAccountToken = new(true) }},
-			"privileged":             {ns: enabled, mod: func(cj *batchv1.CronJob) { pod(cj).Containers[0].SecurityContext.Privileged = new(true) }},
+			"privileged": {ns: enabled, mod: func(cj *batchv1.CronJob) {
+				// Privileged with allowPrivilegeEscalation=false is invalid on its own;
+				// drop the latter so only the policy can refuse it.
+				sc := pod(cj).Containers[0].SecurityContext
+				sc.Privileged, sc.AllowPrivilegeEscalation = new(true), nil
+			}},
 			"an init container": {ns: enabled, mod: func(cj *batchv1.CronJob) {
 				pod(cj).InitContainers = []corev1.Container{{Name: "x", Image: "attacker/tools"}}
 			}},
