@@ -151,7 +151,7 @@ func startNoop(t interface {
 	Fatalf(string, ...any)
 	Cleanup(func())
 }, cs kubernetes.Interface) string {
-	b, _, err := certs.Renew(certs.Bundle{}, certs.Policy{SANs: []string{"127.0.0.1"}, CAValidity: 24 * time.Hour, CertValidity: 12 * time.Hour}, time.Now())
+	b, _, err := certs.Renew(certs.Bundle{}, certs.Policy{SANs: []string{"127.0.0.1"}, CAValidity: 24 * time.Hour, CertValidity: 12 * time.Hour}, time.Now(), nil)
 	if err != nil {
 		t.Fatalf("certificates: %v", err)
 	}

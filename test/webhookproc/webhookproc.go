@@ -99,6 +99,10 @@ func Launch(t *testing.T, kube *testenv.Kube, env map[string]string, configName 
 		"SMARTBACKUP_CERT_DIR="+t.TempDir(),
 		"SMARTBACKUP_WEBHOOK_PORT="+strconv.Itoa(port),
 		fmt.Sprintf("SMARTBACKUP_HEALTH_ADDR=127.0.0.1:%d", health),
+		// Several replicas run side by side in the rollout and renewal tests: the
+		// default :8080 metrics listener would make every one after the first exit.
+		// Callers that read metrics set their own port in env (it comes later and wins).
+		"SMARTBACKUP_METRICS_ADDR=0",
 	)
 	for k, v := range env {
 		vars = append(vars, k+"="+v)
