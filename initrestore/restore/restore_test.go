@@ -661,6 +661,11 @@ func TestCorruptBackupIsNeverSwappedIn(t *testing.T) {
 				st := openStore(t, url)
 				put(t, st, layout.LatestKey(prodNS), tc.object)
 				if tc.withManifest {
+					// A restore reads the immutable object the latest manifest names:
+					// the corrupt bytes go there too, with its own manifest, so a
+					// bit-flipped object (right size) reaches the download's sha256 check.
+					put(t, st, m.Object, tc.object)
+					put(t, st, layout.ManifestKey(m.Object), mb)
 					put(t, st, layout.LatestManifestKey(prodNS), mb)
 				}
 				tg := newTarget(t, src.PG, url, "cliente-hml", prodNS)
@@ -678,7 +683,6 @@ func TestCorruptBackupIsNeverSwappedIn(t *testing.T) {
 			})
 		}
 	}
-	_ = m
 }
 
 func readAll(t *testing.T, st storage.Store, key string) []byte {
