@@ -13,7 +13,7 @@
 #   - a Debian bookworm made by mmdebstrap from this machine's apt sources, with
 #     postgresql-client-15 (bookworm carries only 15; the real images carry 12 to 17).
 # Image names: localhost/smartbackup/{webhook,initrestore,cronbackup}:dev,
-# localhost/smartbackup/pause:dev and docker.io/erp/dbaccess:2026.11 (the name the
+# localhost/smartbackup/pause:dev and localhost/erp/dbaccess:2026.11 (the name the
 # unmodified example Deployment asks for). A rebuild is skipped when nothing changed.
 set -euo pipefail
 
@@ -106,7 +106,7 @@ commit "$c" localhost/smartbackup/pause:dev
 c=$("${B[@]}" from scratch)
 "${B[@]}" copy "$c" "$ctx/out/out/dbaccess-standin" /dbaccess >/dev/null
 "${B[@]}" config --entrypoint '["/dbaccess"]' --user 65532:65532 "$c"
-commit "$c" docker.io/erp/dbaccess:2026.11
+commit "$c" localhost/erp/dbaccess:2026.11
 
 save() {
 	rm -f "$out/$1.tar"
@@ -114,6 +114,6 @@ save() {
 	mv "$out/$1.tar.part" "$out/$1.tar"
 }
 for n in webhook initrestore cronbackup pause; do save "$n" "localhost/smartbackup/$n:dev"; done
-save dbaccess docker.io/erp/dbaccess:2026.11
+save dbaccess localhost/erp/dbaccess:2026.11
 echo "$key" >"$out/images.key"
 echo "images: built ${names[*]} in $((SECONDS - start))s into $out"

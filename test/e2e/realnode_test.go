@@ -369,7 +369,8 @@ func (w *world) latestManifest(ns string) layout.Manifest {
 	return m
 }
 
-// applyExampleDeployment creates the example's Deployment exactly as written.
+// applyExampleDeployment creates the example's Deployment as written, with one change:
+// its dbaccess image becomes the stand-in built here (testenv.ImageDBAccess).
 func (w *world) applyExampleDeployment(ns string) {
 	t := w.t
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "manifests/examples/dbaccess.yaml"))
@@ -390,6 +391,11 @@ func (w *world) applyExampleDeployment(ns string) {
 		var d appsv1.Deployment
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &d); err != nil {
 			t.Fatal(err)
+		}
+		for i := range d.Spec.Template.Spec.Containers {
+			if c := &d.Spec.Template.Spec.Containers[i]; c.Name == "dbaccess" {
+				c.Image = testenv.ImageDBAccess
+			}
 		}
 		if _, err := w.cs.AppsV1().Deployments(ns).Create(t.Context(), &d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -77,6 +77,7 @@ func TestCluster(t *testing.T) {
 		cases := map[string]struct {
 			image   string
 			command []string
+			group   int64 // pod-level runAsUser 65532 and this runAsGroup, if set
 			code    int32
 			log     string
 		}{
@@ -90,7 +91,11 @@ func TestCluster(t *testing.T) {
 				log: "pg_restore (PostgreSQL) 15."},
 			"pg-dump": {image: testenv.ImageCronBackup, command: []string{"/usr/lib/postgresql/15/bin/pg_dump", "--version"},
 				log: "pg_dump (PostgreSQL) 15."},
-			"user": {image: testenv.ImageCronBackup, command: []string{"/usr/bin/id"}, log: "uid=65532 gid=65532"},
+			// The image's USER gives the uid; kubelet 1.37 with containerd 1.6 starts the
+			// process in group 0 unless the pod names its group, which is why the injected
+			// containers always set runAsGroup (RUN_AS_GROUP).
+			"user":       {image: testenv.ImageCronBackup, command: []string{"/usr/bin/id"}, log: "uid=65532 gid=0"},
+			"user-group": {image: testenv.ImageCronBackup, command: []string{"/usr/bin/id"}, group: 65532, log: "uid=65532 gid=65532"},
 			"host-over-pod-network": {image: testenv.ImageInitRestore, command: []string{"/bin/bash", "-c",
 				fmt.Sprintf("exec 3<>/dev/tcp/%s/%d && cat <&3", gw, port)}, log: "hello-from-the-host"},
 			"kubernetes-service": {image: testenv.ImageInitRestore, command: []string{"/bin/bash", "-c",
@@ -100,6 +105,11 @@ func TestCluster(t *testing.T) {
 		}
 		for name, tc := range cases {
 			pod := restrictedPod(name, tc.image, tc.command)
+			if tc.group != 0 {
+				// containerd refuses a group without a user ("user group ... is specified
+				// without user"); the injected containers set both.
+				pod.Spec.SecurityContext.RunAsUser, pod.Spec.SecurityContext.RunAsGroup = new(int64(65532)), &tc.group
+			}
 			if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 				t.Fatalf("pod %s: %v", name, err)
 			}

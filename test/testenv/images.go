@@ -19,7 +19,7 @@ const (
 	ImagePause       = "localhost/smartbackup/pause:dev"
 	// ImageDBAccess is the dbaccess stand-in (test/e2e/dbaccess-standin) under the name
 	// the unmodified example Deployment asks for.
-	ImageDBAccess = "docker.io/erp/dbaccess:2026.11"
+	ImageDBAccess = "localhost/erp/dbaccess:2026.11"
 )
 
 var (

@@ -61,7 +61,7 @@ func TestImages(t *testing.T) {
 			}
 			// No mirror's name and no package lists are left in the images.
 			for f := range img.files {
-				if strings.HasPrefix(f, "etc/apt/sources.list") || strings.HasSuffix(f, "_Packages") {
+				if f == "etc/apt/sources.list" || strings.HasPrefix(f, "etc/apt/sources.list.d/") || strings.HasSuffix(f, "_Packages") {
 					t.Errorf("%s is in the image", f)
 				}
 			}
