@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,13 +17,19 @@ import (
 )
 
 func main() {
-	port, _ := strconv.Atoi(os.Getenv("DATABASE_PORT"))
-	cfg, err := pgx.ParseConfig("")
+	// Host, port and names go through the parser, so sslmode=prefer's plain-text fallback
+	// goes to the same server (setting cfg.Host afterwards would leave the fallbacks on
+	// localhost); the password is set on the parsed config and is in no string.
+	port, err := strconv.Atoi(os.Getenv("DATABASE_PORT"))
+	if err != nil {
+		fail(fmt.Errorf("DATABASE_PORT: %w", err))
+	}
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=prefer",
+		quote(os.Getenv("DATABASE_ENDPOINT")), port, quote(os.Getenv("DATABASE_NAME")), quote(os.Getenv("DATABASE_USER"))))
 	if err != nil {
 		fail(err)
 	}
-	cfg.Host, cfg.Port = os.Getenv("DATABASE_ENDPOINT"), uint16(port)
-	cfg.User, cfg.Password, cfg.Database = os.Getenv("DATABASE_USER"), os.Getenv("DATABASE_PASSWORD"), os.Getenv("DATABASE_NAME")
+	cfg.Password = os.Getenv("DATABASE_PASSWORD")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -41,6 +48,11 @@ func main() {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	fmt.Println("dbaccess stopping")
+}
+
+// quote makes a keyword/value connection-string value of s.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 func fail(err error) {
