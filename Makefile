@@ -26,9 +26,9 @@ images: ## Build the images from the Dockerfiles without a registry, as root, in
 	hack/images.sh
 
 .PHONY: demo
-demo: tools ## The user's story, narrated: label a namespace, deploy dbaccess, delete the pod (about a minute once tools are cached)
+demo: tools ## The user's story on a real node, narrated: label a namespace, deploy dbaccess, delete the pod (about 1.5 minutes once tools and images are cached)
 	@mkdir -p .cache
-	@echo "demo: a test cluster (etcd, kube-apiserver, kube-controller-manager, a node agent), PostgreSQL 12 and a GCS emulator on this machine"
+	@echo "demo: a real single-node cluster on this machine (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet with containerd and runc, CNI bridge, kube-proxy), the chart installed with helm, the images built here by hack/images.sh; PostgreSQL 12 and a GCS emulator on the host"
 	@SMARTBACKUP_DEMO=1 $(GO) test ./test/e2e -run TestUserStory -count=1 -v -timeout 20m 2>&1 | tee .cache/demo.log | sed -un 's/^DEMO //p' \
 	  || { status=$$?; tail -40 .cache/demo.log; echo "demo failed; full log in .cache/demo.log"; exit $$status; }; \
 	  echo; echo "demo: everything ran on this machine and is stopped and removed; full log in .cache/demo.log"

@@ -1,10 +1,9 @@
-//go:build !realnode
-
-// Package e2e runs the user's whole story through the real Kubernetes machinery: a real
-// etcd, kube-apiserver and kube-controller-manager (Deployments make ReplicaSets make
-// pods; CronJobs make Jobs), the webhook as its own process serving TLS and registered
-// through the chart's webhook configuration, a test node agent that runs pods' containers
-// as local processes (test/nodeagent), PostgreSQL 12 and the GCS emulator.
+// Package e2e runs the user's whole story on a real single-node cluster
+// (testenv.StartCluster): etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler, a kubelet with containerd, runc, a CNI bridge and kube-proxy. The chart
+// is installed with helm, so the webhook runs in a pod from its image; dbaccess, the
+// init container and the backup Jobs run from theirs. PostgreSQL 12 and the GCS emulator
+// run on this machine and are reached over the pod network.
 //
 // `make demo` runs the same story with its narration on the terminal.
 package e2e
@@ -23,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/testr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -38,9 +37,7 @@ import (
 	"github.com/smartbackup/smartbackup/internal/layout"
 	"github.com/smartbackup/smartbackup/internal/storage"
 	"github.com/smartbackup/smartbackup/test/fixture"
-	"github.com/smartbackup/smartbackup/test/nodeagent"
 	"github.com/smartbackup/smartbackup/test/testenv"
-	"github.com/smartbackup/smartbackup/test/webhookproc"
 	"github.com/smartbackup/smartbackup/webhook/admission"
 )
 
@@ -74,12 +71,14 @@ func (s *story) evidence(format string, args ...any) {
 
 // world is the running system.
 type world struct {
-	t        *testing.T
-	s        *story
-	cs       kubernetes.Interface
-	kube     *testenv.Kube
-	agent    *nodeagent.Agent
-	pg       *testenv.Postgres
+	t       *testing.T
+	s       *story
+	cs      kubernetes.Interface
+	cluster *testenv.Cluster
+	pg      *testenv.Postgres
+	// pgHost and pgPort are where pods reach PostgreSQL (over the pod network).
+	pgHost   string
+	pgPort   int
 	prod     *fixture.Source
 	bucket   string
 	store    storage.Store
@@ -87,32 +86,29 @@ type world struct {
 }
 
 const (
-	prodNS   = "cliente-prod"
-	hmlNS    = "cliente-hml"
-	otherNS  = "outro-cliente-hml"
-	hmlDB    = "cliente_erp_hml"
-	hmlUser  = "cliente_erp_hml"
-	hmlPass  = "senha-hml-ção"
-	images   = "smartbackup/"
-	dbaccess = "erp/dbaccess"
+	prodNS  = "cliente-prod"
+	hmlNS   = "cliente-hml"
+	otherNS = "outro-cliente-hml"
+	hmlDB   = "cliente_erp_hml"
+	hmlUser = "cliente_erp_hml"
+	hmlPass = "senha-hml-ção"
+	// chartNS is where the chart is installed (the operations page's namespace).
+	chartNS = "smartbackup"
 )
 
-// TestUserStory: label a namespace, deploy dbaccess normally, delete the pod to
-// trigger a restore.
+// TestUserStory: install the chart, label a namespace, deploy dbaccess normally, delete
+// the pod to trigger a restore.
 func TestUserStory(t *testing.T) {
 	s := &story{t: t, demo: os.Getenv("SMARTBACKUP_DEMO") == "1", start: time.Now()}
 	w := setUp(t, s)
 
-	s.step("Production namespace %s is labelled for smartbackup (Sistêmico, production)", prodNS)
+	s.step("The chart is installed with helm (self-managed TLS, images %s…, pull policy Never)", testenv.ImageWebhook)
+	w.installChart()
+
+	s.step("Production namespace %s is labelled for smartbackup (Sistêmico, production; Pod Security restricted)", prodNS)
 	w.namespace(prodNS, "production", "cliente", "", "cliente_erp", w.prod.User, w.prod.Password)
 	cj := w.waitCronJob(prodNS)
 	s.evidence("CronJob %s/%s appeared: schedule %q, time zone %s, concurrency %s", prodNS, cj.Name, cj.Spec.Schedule, deref(cj.Spec.TimeZone), cj.Spec.ConcurrencyPolicy)
-
-	s.step("The 21:00 backup runs (a Job from the CronJob's template, as the CronJob controller makes it)")
-	job := w.runBackup(prodNS, cj)
-	m := w.latestManifest(prodNS)
-	s.evidence("Job %s succeeded; %s written: %d bytes, sha256 %s…, %d archive entries",
-		job, layout.LatestKey(prodNS), m.Size, m.SHA256[:16], m.ArchiveEntries)
 
 	s.step("Homologation namespace %s is labelled with %s as its restore source", hmlNS, prodNS)
 	w.namespace(hmlNS, "homologation", "cliente", prodNS, hmlDB, hmlUser, hmlPass)
@@ -121,12 +117,12 @@ func TestUserStory(t *testing.T) {
 	}
 	s.evidence("database %s does not exist yet", hmlDB)
 
-	s.step("dbaccess is deployed unmodified (manifests/examples/dbaccess.yaml)")
+	s.step("dbaccess is deployed unmodified (manifests/examples/dbaccess.yaml) before production has any backup")
 	w.applyExampleDeployment(hmlNS)
-	pod := w.waitPodRunning(hmlNS, "")
-	init := pod.Spec.InitContainers[0]
+	failing := w.waitInitRestarted(hmlNS)
+	init := failing.Spec.InitContainers[0]
 	s.evidence("pod %s came back injected: init container %s (image %s), annotation %s=%s",
-		pod.Name, init.Name, init.Image, contract.AnnotationInjected, pod.Annotations[contract.AnnotationInjected])
+		failing.Name, init.Name, init.Image, contract.AnnotationInjected, failing.Annotations[contract.AnnotationInjected])
 	if init.Name != contract.InitContainerName {
 		t.Fatalf("first init container is %q", init.Name)
 	}
@@ -135,8 +131,25 @@ func TestUserStory(t *testing.T) {
 			t.Fatalf("secret %s is not a secretKeyRef", e.Name)
 		}
 	}
+	st := initStatus(failing)
+	s.evidence("the init container exited %d (no backup yet); the kubelet restarted it %d time(s)",
+		st.LastTerminationState.Terminated.ExitCode, st.RestartCount)
+	if code := st.LastTerminationState.Terminated.ExitCode; code != 8 {
+		t.Fatalf("the init container exited %d, want 8 (no backup); log:\n%s", code,
+			w.cluster.Logs(t.Context(), hmlNS, failing.Name, contract.InitContainerName, true))
+	}
 
-	s.step("The init container restored production's data into homologation")
+	s.step("The 21:00 backup runs: kubectl create job --from=cronjob/%s, and the Job controller runs it", cj.Name)
+	job := w.runBackup(prodNS, cj)
+	m := w.latestManifest(prodNS)
+	s.evidence("Job %s succeeded in a pod of image %s; %s written: %d bytes, sha256 %s…, %d archive entries",
+		job, testenv.ImageCronBackup, layout.LatestKey(prodNS), m.Size, m.SHA256[:16], m.ArchiveEntries)
+
+	s.step("The kubelet restarts the failed init container: it restores production's data into homologation")
+	pod := w.waitPodRunning(hmlNS, "")
+	if pod.UID != failing.UID {
+		t.Fatalf("pod %s replaced %s; the kubelet should have restarted the init container in place", pod.Name, failing.Name)
+	}
 	log := w.initLog(pod)
 	requireLog(t, log, `"outcome":"restored"`)
 	sum := w.summary(hmlDB)
@@ -144,7 +157,7 @@ func TestUserStory(t *testing.T) {
 		t.Fatalf("homologation has %s, production %s", sum, w.prod.Summary)
 	}
 	rec := w.record(hmlDB)
-	s.evidence("%s: %s", hmlDB, sum)
+	s.evidence("pod %s, restart %d of its init container: %s", pod.Name, initStatus(pod).RestartCount, sum)
 	s.evidence("restore record: %s", rec)
 
 	s.step("dbaccess booted on the restored database")
@@ -210,65 +223,90 @@ func TestUserStory(t *testing.T) {
 }
 
 func setUp(t *testing.T, s *story) *world {
-	s.step("Starting the test cluster: etcd, kube-apiserver, kube-controller-manager, a node agent; PostgreSQL 12; the GCS emulator")
+	s.step("Starting a real single-node cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, containerd, kube-proxy, CNI bridge); PostgreSQL 12 and the GCS emulator on this machine")
 	w := &world{t: t, s: s}
-	w.kube = testenv.StartKube(t)
-	testenv.StartControllerManager(t, w.kube)
-	w.cs = kubernetes.NewForConfigOrDie(w.kube.Config)
+	w.forceBin = testenv.Build(t, "hack/force-restore")
+	w.cluster = testenv.StartCluster(t)
+	w.cs = w.cluster.Client
+	node, err := w.cs.CoreV1().Nodes().Get(t.Context(), w.cluster.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := node.Status.NodeInfo
+	s.evidence("node %s Ready: kubelet %s, runtime %s, kernel %s, pod network %s (this machine is %s there)",
+		node.Name, info.KubeletVersion, info.ContainerRuntimeVersion, info.KernelVersion, testenv.PodCIDR, w.cluster.Gateway)
+	s.evidence("images built here by hack/images.sh from the Dockerfiles and imported into containerd: %s, %s, %s, %s",
+		testenv.ImageWebhook, testenv.ImageInitRestore, testenv.ImageCronBackup, testenv.ImageDBAccess)
 	w.pg = testenv.StartPostgres(t, 12)
-	gcs := testenv.StartGCS(t)
+	w.pgHost, w.pgPort = w.cluster.Forward(t, fmt.Sprintf("127.0.0.1:%d", w.pg.Port))
+	gcs := w.cluster.StartGCS(t)
 	w.bucket = gcs.NewBucket(t)
 	st, err := storage.Open(t.Context(), w.bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.store = st
+	s.evidence("PostgreSQL 12 at %s:%d and the GCS emulator at %s, as pods see them", w.pgHost, w.pgPort, gcs.Endpoint)
 	w.prod = fixture.NewSource(t, 12, "cliente_erp", fixture.Small)
 	s.evidence("production database cliente_erp: %s", w.prod.Summary)
-
-	bins := map[string]string{}
-	for _, c := range []string{"initrestore", "cronbackup", "test/e2e/dbaccess-standin", "hack/force-restore"} {
-		bins[c] = testenv.Build(t, c)
-	}
-	w.forceBin = bins["hack/force-restore"]
-	w.agent = &nodeagent.Agent{Client: w.cs, NodeName: "e2e-node", Dir: t.TempDir(), Log: testr.New(t), Backoff: 500 * time.Millisecond,
-		Images: map[string]nodeagent.Image{
-			images + "initrestore": {Path: bins["initrestore"]},
-			images + "cronbackup":  {Path: bins["cronbackup"]},
-			dbaccess:               {Path: bins["test/e2e/dbaccess-standin"]},
-		}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.agent.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	w.startWebhook()
 	return w
 }
 
-// startWebhook runs the webhook as its own process, registered through the chart's
-// webhook configuration.
-func (w *world) startWebhook() {
-	wh := webhookproc.Start(w.t, w.kube, map[string]string{
-		"SMARTBACKUP_INITRESTORE_IMAGE":     images + "initrestore:e2e",
-		"SMARTBACKUP_CRONBACKUP_IMAGE":      images + "cronbackup:e2e",
-		"SMARTBACKUP_STORAGE_URL_SISTEMICO": w.bucket,
-		"SMARTBACKUP_METRICS_ADDR":          "0",
+// installChart installs the chart as the README says, with the images built here, and
+// waits until the webhook serves and the apiserver trusts it.
+func (w *world) installChart() {
+	t := w.t
+	image := func(ref string) (string, string) {
+		i := strings.LastIndex(ref, ":")
+		return ref[:i], ref[i+1:]
+	}
+	args := []string{"install", "smartbackup", filepath.Join(testenv.RepoRoot(), "manifests/chart/smartbackup"),
+		"--kubeconfig", w.cluster.KubeConfigPath, "--namespace", chartNS, "--create-namespace", "--wait", "--timeout", "3m",
+		"--set", "tls.mode=self", "--set", "images.pullPolicy=Never",
+		"--set", "storage.sistemico=" + w.bucket,
+		"--set", "monitoring.serviceMonitor=false", "--set", "monitoring.prometheusRule=false"}
+	for key, ref := range map[string]string{"webhook": testenv.ImageWebhook, "initrestore": testenv.ImageInitRestore, "cronbackup": testenv.ImageCronBackup} {
+		repo, tag := image(ref)
+		args = append(args, "--set", "images."+key+".repository="+repo, "--set", "images."+key+".tag="+tag)
+	}
+	cmd := exec.Command(testenv.Tool(t, "helm"), args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		w.dumpPods(chartNS)
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	var hooks *admissionregistrationv1.MutatingWebhookConfiguration
+	w.eventually("the webhook's caBundle", func() bool {
+		l, err := w.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().List(t.Context(), metav1.ListOptions{})
+		if err != nil || len(l.Items) != 1 {
+			return false
+		}
+		hooks = &l.Items[0]
+		return len(hooks.Webhooks) > 0 && len(hooks.Webhooks[0].ClientConfig.CABundle) > 0
 	})
-	w.s.evidence("webhook serving TLS on 127.0.0.1:%d, caBundle patched into %s", wh.Port, wh.ConfigName)
+	pods, err := w.cs.CoreV1().Pods(chartNS).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		w.s.evidence("pod %s/%s %s on %s at %s, image %s", p.Namespace, p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.PodIP, p.Spec.Containers[0].Image)
+	}
+	svc := hooks.Webhooks[0].ClientConfig.Service
+	w.s.evidence("%s calls Service %s/%s; the webhook made its own CA and patched the caBundle (%d bytes)",
+		hooks.Name, svc.Namespace, svc.Name, len(hooks.Webhooks[0].ClientConfig.CABundle))
 }
 
 // namespace creates a labelled and annotated namespace and its database Secret.
 func (w *world) namespace(name, env, customer, source, db, user, password string) {
 	t := w.t
 	labels := map[string]string{contract.LabelEnabled: "true", contract.LabelProduct: contract.ProductSistemico,
-		contract.LabelEnvironment: env, contract.LabelCustomer: customer}
+		contract.LabelEnvironment: env, contract.LabelCustomer: customer,
+		"pod-security.kubernetes.io/enforce": "restricted"}
 	if source != "" {
 		labels[contract.LabelRestoreSource] = source
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: map[string]string{
-		contract.AnnotationDatabaseEndpoint:   w.pg.Host,
-		contract.AnnotationDatabasePort:       strconv.Itoa(w.pg.Port),
+		contract.AnnotationDatabaseEndpoint:   w.pgHost,
+		contract.AnnotationDatabasePort:       strconv.Itoa(w.pgPort),
 		contract.AnnotationDatabaseName:       db,
 		contract.AnnotationDatabaseCodepage:   "WIN1252",
 		contract.AnnotationDatabaseExtensions: "pg_trgm,unaccent",
@@ -295,28 +333,21 @@ func (w *world) waitCronJob(ns string) *batchv1.CronJob {
 	return cj
 }
 
-// runBackup creates a Job from the CronJob's template, as `kubectl create job --from`
-// does, and waits for it to succeed.
+// runBackup starts a Job from the CronJob as an operator does (kubectl create job
+// --from=cronjob/...), and waits for the Job controller's pod to succeed.
 func (w *world) runBackup(ns string, cj *batchv1.CronJob) string {
 	t := w.t
-	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: cj.Name + "-manual-", Namespace: ns, Labels: cj.Spec.JobTemplate.Labels,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, batchv1.SchemeGroupVersion.WithKind("CronJob"))}},
-		Spec: cj.Spec.JobTemplate.Spec,
-	}
-	created, err := w.cs.BatchV1().Jobs(ns).Create(t.Context(), job, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.eventually("backup job "+created.Name, func() bool {
-		j, err := w.cs.BatchV1().Jobs(ns).Get(t.Context(), created.Name, metav1.GetOptions{})
+	name := testenv.RandomName(cj.Name + "-manual-")
+	w.cluster.Kubectl(t, "--namespace", ns, "create", "job", name, "--from=cronjob/"+cj.Name)
+	w.eventually("backup job "+name, func() bool {
+		j, err := w.cs.BatchV1().Jobs(ns).Get(t.Context(), name, metav1.GetOptions{})
 		if err == nil && j.Status.Failed > 0 {
 			w.dumpPods(ns)
-			t.Fatalf("backup job %s failed", created.Name)
+			t.Fatalf("backup job %s failed", name)
 		}
 		return err == nil && j.Status.Succeeded == 1
 	})
-	return created.Name
+	return name
 }
 
 func (w *world) latestManifest(ns string) layout.Manifest {
@@ -336,7 +367,8 @@ func (w *world) latestManifest(ns string) layout.Manifest {
 	return m
 }
 
-// applyExampleDeployment creates the example's Deployment exactly as written.
+// applyExampleDeployment creates the example's Deployment as written, with one change:
+// its dbaccess image becomes the stand-in built here (testenv.ImageDBAccess).
 func (w *world) applyExampleDeployment(ns string) {
 	t := w.t
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "manifests/examples/dbaccess.yaml"))
@@ -357,6 +389,11 @@ func (w *world) applyExampleDeployment(ns string) {
 		var d appsv1.Deployment
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &d); err != nil {
 			t.Fatal(err)
+		}
+		for i := range d.Spec.Template.Spec.Containers {
+			if c := &d.Spec.Template.Spec.Containers[i]; c.Name == "dbaccess" {
+				c.Image = testenv.ImageDBAccess
+			}
 		}
 		if _, err := w.cs.AppsV1().Deployments(ns).Create(t.Context(), &d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -384,6 +421,35 @@ func (w *world) waitPodRunning(ns, not string) *corev1.Pod {
 	return found
 }
 
+// waitInitRestarted waits for a dbaccess pod whose restore init container failed and
+// was restarted by the kubelet.
+func (w *world) waitInitRestarted(ns string) *corev1.Pod {
+	var found *corev1.Pod
+	w.eventually("a restarted init container in "+ns, func() bool {
+		l, err := w.cs.CoreV1().Pods(ns).List(w.t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=dbaccess"})
+		if err != nil {
+			return false
+		}
+		for i := range l.Items {
+			if st := initStatus(&l.Items[i]); st != nil && st.RestartCount > 0 && st.LastTerminationState.Terminated != nil {
+				found = &l.Items[i]
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func initStatus(p *corev1.Pod) *corev1.ContainerStatus {
+	for i := range p.Status.InitContainerStatuses {
+		if p.Status.InitContainerStatuses[i].Name == contract.InitContainerName {
+			return &p.Status.InitContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
 func (w *world) deletePods(ns string) {
 	if err := w.cs.CoreV1().Pods(ns).DeleteCollection(w.t.Context(), metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=dbaccess"}); err != nil {
 		w.t.Fatal(err)
@@ -391,20 +457,20 @@ func (w *world) deletePods(ns string) {
 }
 
 func (w *world) initLog(p *corev1.Pod) string {
-	return w.agent.Logs(p.Namespace, p.Name, p.UID, contract.InitContainerName)
+	return w.cluster.Logs(w.t.Context(), p.Namespace, p.Name, contract.InitContainerName, false)
 }
 
 func (w *world) waitLog(p *corev1.Pod, container, want string) string {
 	var line string
 	w.eventually(want+" in "+p.Name, func() bool {
-		line = grepLog(w.agent.Logs(p.Namespace, p.Name, p.UID, container), want)
+		line = grepLog(w.cluster.Logs(w.t.Context(), p.Namespace, p.Name, container, false), want)
 		return line != ""
 	})
 	return line
 }
 
 func (w *world) forceRestore(target, source, id string) string {
-	cmd := exec.Command(w.forceBin, "--apply", "--kubeconfig", w.kube.KubeConfigPath, "--id", id, target, source)
+	cmd := exec.Command(w.forceBin, "--apply", "--kubeconfig", w.cluster.KubeConfigPath, "--id", id, target, source)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		w.t.Fatalf("hack/force-restore: %v\n%s", err, out)
@@ -478,9 +544,9 @@ func (w *world) dumpPods(ns string) {
 		return
 	}
 	for _, p := range l.Items {
-		w.t.Logf("pod %s/%s phase %s", p.Namespace, p.Name, p.Status.Phase)
+		w.t.Logf("pod %s/%s phase %s: %+v", p.Namespace, p.Name, p.Status.Phase, p.Status.ContainerStatuses)
 		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-			w.t.Logf("  %s: %s", c.Name, lastLines(w.agent.Logs(p.Namespace, p.Name, p.UID, c.Name), 15))
+			w.t.Logf("  %s: %s", c.Name, lastLines(w.cluster.Logs(context.Background(), p.Namespace, p.Name, c.Name, false), 15))
 		}
 	}
 }
