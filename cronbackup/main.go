@@ -3,6 +3,7 @@
 //	cronbackup [backup]   the 21:00 dump of one database (see package backup)
 //	cronbackup sync       the 06:00 copy of the cluster volume to Rubrik (see package sync)
 //	cronbackup status URL per namespace, the latest backup's time, size and sha256 (manifests only)
+//	cronbackup provision URL NS…  makes each namespace's directory of a file:/// volume and its marker
 //
 // Configuration comes from the environment; the README lists it with the exit codes.
 package main
@@ -75,11 +76,13 @@ func run(ctx context.Context, args []string) int {
 		return 0
 	case "status":
 		return runStatus(ctx, log, args[1:])
+	case "provision":
+		return runProvision(log, args[1:])
 	case "help", "-h", "--help":
-		fmt.Println("usage: cronbackup [backup|sync|status [--json] STORAGE_URL]; configuration from the environment, see README.md")
+		fmt.Println("usage: cronbackup [backup|sync|status [--json] STORAGE_URL|provision file:///VOLUME NAMESPACE...]; configuration from the environment, see README.md")
 		return 0
 	default:
-		log.Error(fmt.Errorf("unknown command %q", cmd), "usage: cronbackup [backup|sync|status]")
+		log.Error(fmt.Errorf("unknown command %q", cmd), "usage: cronbackup [backup|sync|status|provision]")
 		return backup.ExitConfig
 	}
 }
@@ -108,6 +111,30 @@ func runStatus(ctx context.Context, log logr.Logger, args []string) int {
 	}
 	if err := status.Print(os.Stdout, rows, *asJSON, time.Now()); err != nil {
 		return backup.ExitUnexpected
+	}
+	return 0
+}
+
+// runProvision makes each namespace's directory of the SmartERP volume and writes the
+// marker naming it (storage.MarkNamespace), so that the namespace's own volume, rooted
+// there, reads as provisioned. The webhook's reconciler runs it as a Job in its own
+// namespace, with the whole volume mounted.
+func runProvision(log logr.Logger, args []string) int {
+	if len(args) < 2 {
+		log.Error(errors.New("usage: cronbackup provision file:///VOLUME NAMESPACE..."), "configuration error")
+		return backup.ExitConfig
+	}
+	loc, err := storage.ParseURL(args[0])
+	if err != nil || loc.Scheme != "file" {
+		log.Error(fmt.Errorf("provision needs a file:/// volume: %w", err), "configuration error")
+		return backup.ExitConfig
+	}
+	for _, ns := range args[1:] {
+		if err := storage.MarkNamespace(loc.Prefix, ns); err != nil {
+			log.Error(err, "provisioning failed", "namespace", ns)
+			return backup.ExitStorage
+		}
+		log.Info("namespace directory provisioned", "namespace", ns)
 	}
 	return 0
 }

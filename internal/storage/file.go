@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,12 +26,16 @@ import (
 type fileStore struct {
 	loc  Location
 	root string
+	// marked: every key's first segment is a namespace whose directory must hold the
+	// marker naming it (option namespace_marker=true; see checkNamespace).
+	marked bool
 }
 
 const xattrPrefix = "user.smartbackup."
 
 func newFile(loc Location) (*fileStore, error) {
-	return &fileStore{loc: loc, root: loc.Prefix}, nil
+	marked, _ := strconv.ParseBool(loc.Query.Get("namespace_marker")) // validated by ParseURL
+	return &fileStore{loc: loc, root: loc.Prefix, marked: marked}, nil
 }
 
 func (s *fileStore) String() string { return s.loc.String() }
@@ -52,7 +57,96 @@ func (s *fileStore) path(key string) (string, error) {
 	if err := ValidateKey(key); err != nil {
 		return "", err
 	}
+	if err := s.checkNamespace(key); err != nil {
+		return "", err
+	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+// NamespaceMarker is the file that names the namespace a directory of the SmartERP
+// volume belongs to. `cronbackup provision` writes it when the directory is made.
+const NamespaceMarker = ".smartbackup-namespace"
+
+// ErrNotProvisioned reports a namespace directory without its marker, or with another
+// namespace's: a missing or mis-bound volume (the kubelet creates a missing subPath, and
+// a hostPath DirectoryOrCreate, empty), which must read as unreachable, never as "no
+// backup". It is not ErrNotFound.
+var ErrNotProvisioned = errors.New("namespace directory not provisioned")
+
+// checkNamespace, on a marked store, checks that the directory of the key's (or
+// prefix's) first segment holds the marker naming that namespace, before anything is
+// read or written there.
+func (s *fileStore) checkNamespace(key string) error {
+	if !s.marked {
+		return nil
+	}
+	ns, _, _ := strings.Cut(key, "/")
+	if ns == "" {
+		return fmt.Errorf("%w: %q names no namespace directory", ErrNotProvisioned, key)
+	}
+	if err := s.checkRoot(); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(s.root, ns, NamespaceMarker))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s has no %s (a missing or mis-bound volume, or a directory no provisioning made)",
+			ErrNotProvisioned, filepath.Join(s.root, ns), NamespaceMarker)
+	case err != nil:
+		return fmt.Errorf("reading the namespace marker of %q: %w", ns, err)
+	case strings.TrimSpace(string(b)) != ns:
+		return fmt.Errorf("%w: %s is marked for another namespace (a mis-bound volume)", ErrNotProvisioned, filepath.Join(s.root, ns))
+	}
+	return nil
+}
+
+// MarkNamespace provisions the directory of namespace ns under root: it creates it
+// (mode 0750) if needed and writes the marker naming ns, atomically. It is idempotent,
+// and refuses a directory already marked for another namespace.
+func MarkNamespace(root, ns string) error {
+	if err := ValidateKey(ns); err != nil || strings.Contains(ns, "/") || strings.HasPrefix(ns, ".") {
+		return fmt.Errorf("provisioning %q: not a namespace name", ns)
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return fmt.Errorf("provisioning %q: volume %q is not a directory: %w", ns, root, err)
+	}
+	dir := filepath.Join(root, ns)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("provisioning %q: %w", ns, err)
+	}
+	marker := filepath.Join(dir, NamespaceMarker)
+	switch b, err := os.ReadFile(marker); {
+	case err == nil && strings.TrimSpace(string(b)) == ns:
+		return nil
+	case err == nil:
+		return fmt.Errorf("provisioning %q: %s is marked for another namespace", ns, dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("provisioning %q: reading its marker: %w", ns, err)
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+NamespaceMarker+"-*")
+	if err != nil {
+		return fmt.Errorf("provisioning %q: %w", ns, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(ns + "\n"); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("provisioning %q: writing its marker: %w", ns, err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("provisioning %q: writing its marker: %w", ns, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("provisioning %q: writing its marker: %w", ns, err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fmt.Errorf("provisioning %q: %w", ns, err)
+	}
+	if err := os.Rename(f.Name(), marker); err != nil {
+		return fmt.Errorf("provisioning %q: committing its marker: %w", ns, err)
+	}
+	syncDir(dir)
+	return nil
 }
 
 // notFound maps a missing file to ErrNotFound, but only when the volume itself is there.
@@ -201,6 +295,9 @@ func (s *fileStore) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 	if err := s.checkRoot(); err != nil {
 		return nil, err
 	}
+	if err := s.checkNamespace(prefix); err != nil {
+		return nil, err
+	}
 	// Walk only the deepest directory the prefix names.
 	start := s.root
 	if i := strings.LastIndex(prefix, "/"); i > 0 {
@@ -217,7 +314,7 @@ func (s *fileStore) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), tempPrefix) || !d.Type().IsRegular() {
+		if strings.HasPrefix(d.Name(), tempPrefix) || d.Name() == NamespaceMarker || !d.Type().IsRegular() {
 			return nil
 		}
 		rel, err := filepath.Rel(s.root, p)

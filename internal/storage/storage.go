@@ -95,7 +95,7 @@ func (l Location) String() string {
 var knownOptions = map[string][]string{
 	"gs":   {"endpoint", "anonymous", "chunk_size_mib"},
 	"s3":   {"region", "endpoint", "path_style", "part_size_mib", "concurrency"},
-	"file": {},
+	"file": {"namespace_marker"},
 }
 
 // ParseURL validates a storage URL without touching the network.
@@ -132,7 +132,7 @@ func ParseURL(raw string) (Location, error) {
 			}
 		}
 	}
-	for _, k := range []string{"anonymous", "path_style"} {
+	for _, k := range []string{"anonymous", "path_style", "namespace_marker"} {
 		if v := q.Get(k); v != "" {
 			if _, err := strconv.ParseBool(v); err != nil {
 				return Location{}, fmt.Errorf("%w: option %q must be true or false", ErrInvalidURL, k)
