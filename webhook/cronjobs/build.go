@@ -38,11 +38,8 @@ func Backup(s inject.Settings, p Plan, cfg *config.Config) *batchv1.CronJob {
 		LabelComponent:          ComponentBackup,
 		contract.LabelProduct:   s.Product,
 	}
-	env := inject.DatabaseEnv(s)
-	env = append(env, inject.SecretEnvVars(s.SecretName, contract.EnvDatabaseUser, contract.EnvDatabasePassword)...)
+	env := namespaceEnv(s, contract.EnvDatabaseUser, contract.EnvDatabasePassword)
 	env = append(env,
-		corev1.EnvVar{Name: contract.EnvBackupStorageURL, Value: s.StorageURL},
-		inject.FieldEnv(contract.EnvNamespace, "metadata.namespace"),
 		// Retention sorts backups into days in the zone the CronJob runs in.
 		corev1.EnvVar{Name: contract.EnvBackupTimezone, Value: cfg.TimeZone},
 		corev1.EnvVar{Name: contract.EnvBackupKeepDaily, Value: strconv.Itoa(p.KeepDaily)},
@@ -52,6 +49,33 @@ func Backup(s inject.Settings, p Plan, cfg *config.Config) *batchv1.CronJob {
 		corev1.EnvVar{Name: contract.EnvBackupSlotWaitTimeout, Value: cfg.BackupSlotWait.String()},
 	)
 	env = append(env, inject.TLSEnv(s)...)
+	mounts, volumes := namespaceVolumes(s, cfg)
+	cj := cronJob(contract.BackupCronJobName, s.Namespace, p.Schedule, labels, "backup", env, mounts, volumes, cfg)
+	// Where the schedule comes from, for whoever reads the CronJob (and for the next
+	// webhook's Spread: a window start is kept while the window is the same).
+	cj.Annotations = map[string]string{contract.AnnotationScheduleSource: p.Source}
+	if p.Source == contract.ScheduleSourceWindow {
+		cj.Annotations[contract.AnnotationBackupWindow] = p.Window.String()
+	}
+	return cj
+}
+
+// namespaceEnv is the environment every CronJob of a namespace starts from: its
+// database settings, the keys of its Secret a job connects with (secretKeys: the
+// application role for the backup, the admin role for the verification), its storage
+// URL and its namespace.
+func namespaceEnv(s inject.Settings, secretKeys ...string) []corev1.EnvVar {
+	env := inject.DatabaseEnv(s)
+	env = append(env, inject.SecretEnvVars(s.SecretName, secretKeys...)...)
+	return append(env,
+		corev1.EnvVar{Name: contract.EnvBackupStorageURL, Value: s.StorageURL},
+		inject.FieldEnv(contract.EnvNamespace, "metadata.namespace"),
+	)
+}
+
+// namespaceVolumes are the volumes, and their mounts, of every CronJob of a namespace:
+// its database CA, and its backups when they are on a volume (file://).
+func namespaceVolumes(s inject.Settings, cfg *config.Config) ([]corev1.VolumeMount, []corev1.Volume) {
 	var mounts []corev1.VolumeMount
 	var volumes []corev1.Volume
 	if v, m, ok := inject.DatabaseCAVolume(s); ok {
@@ -64,14 +88,7 @@ func Backup(s inject.Settings, p Plan, cfg *config.Config) *batchv1.CronJob {
 		mounts = append(mounts, corev1.VolumeMount{Name: inject.VolumeBackups, MountPath: path.Join(s.StoragePath, s.Namespace), SubPath: s.Namespace})
 		volumes = append(volumes, inject.BackupVolume(cfg))
 	}
-	cj := cronJob(contract.BackupCronJobName, s.Namespace, p.Schedule, labels, "backup", env, mounts, volumes, cfg)
-	// Where the schedule comes from, for whoever reads the CronJob (and for the next
-	// webhook's Spread: a window start is kept while the window is the same).
-	cj.Annotations = map[string]string{contract.AnnotationScheduleSource: p.Source}
-	if p.Source == contract.ScheduleSourceWindow {
-		cj.Annotations[contract.AnnotationBackupWindow] = p.Window.String()
-	}
-	return cj
+	return mounts, volumes
 }
 
 // Sync is the 06:00 CronJob that copies the SmartERP volume to SyncTargetURL, or nil
