@@ -107,12 +107,16 @@ func readHeaderFrom(hr *archReader) (ArchiveHeader, error) {
 			return ArchiveHeader{}, err
 		}
 		h.Compressed = alg != 0
+		hr.compression = alg
 	} else {
 		level, err := hr.int()
 		if err != nil {
 			return ArchiveHeader{}, err
 		}
 		h.Compressed = level != 0
+		if h.Compressed {
+			hr.compression = compressionGzip // zlib, the only method before 1.15
+		}
 	}
 	for range 7 { // creation time
 		if _, err := hr.int(); err != nil {

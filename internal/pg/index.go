@@ -195,7 +195,15 @@ type archReader struct {
 	size             int64
 	intSize, offSize int
 	version          int
+	// compression is the data blocks' method (compressionNone, compressionGzip, …).
+	compression int
 }
+
+// Compression methods of the data blocks (pg_compress_algorithm, since 1.15).
+const (
+	compressionNone = 0
+	compressionGzip = 1
+)
 
 // left is the number of bytes after pos, or MaxInt64 on a stream.
 func (a *archReader) left() int64 {
