@@ -112,6 +112,15 @@ const (
 	BackupCronJobName = "smartbackup-backup"
 	// SyncCronJobName is the 06:00 volume copy CronJob in the operator's namespace.
 	SyncCronJobName = "smartbackup-sync"
+	// ClaimOwn and ClaimSource are, in each enabled namespace of a file:// product, the
+	// PersistentVolumeClaims of its own directory of the backup volume (read-write, for
+	// its backup CronJob) and of its restore source's (read-only); the reconciler makes
+	// them, each pre-bound to a PersistentVolume rooted at that directory alone.
+	ClaimOwn    = "smartbackup-backups-own"
+	ClaimSource = "smartbackup-backups-source"
+	// AnnotationProvisioned on a namespace's own PersistentVolume: its directory and
+	// marker were made (cronbackup provision).
+	AnnotationProvisioned = "smartbackup.io/provisioned"
 	// DefaultDatabaseSecret is the Secret read when AnnotationDatabaseSecret is absent.
 	DefaultDatabaseSecret = "smartbackup-database"
 	// ScratchDir is where the init container spools the archive (RESTORE_SCRATCH_DIR).

@@ -60,6 +60,20 @@ type Webhook struct {
 	draining atomic.Bool
 }
 
+// cacheScope is what the manager's cache holds beside namespaces: the CronJobs the
+// webhook manages, and with file:// storage the backup volumes and claims it makes and
+// its provisioning Jobs (in its own namespace only).
+func cacheScope(cfg *config.Config) map[client.Object]cache.ByObject {
+	managed := labels.SelectorFromSet(labels.Set{contract.LabelManagedBy: contract.ManagedBy})
+	m := map[client.Object]cache.ByObject{&batchv1.CronJob{}: {Label: managed}}
+	if cfg.Volume().Kind != "" {
+		m[&corev1.PersistentVolume{}] = cache.ByObject{Label: managed}
+		m[&corev1.PersistentVolumeClaim{}] = cache.ByObject{Label: managed}
+		m[&batchv1.Job{}] = cache.ByObject{Label: managed, Namespaces: map[string]cache.Config{cfg.SyncNamespace: {}}}
+	}
+	return m
+}
+
 // New assembles the manager and registers everything on it.
 func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, error) {
 	scheme := runtime.NewScheme()
@@ -88,11 +102,10 @@ func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, e
 		}),
 		Cache: cache.Options{
 			// Only what the reconciler reads is cached: namespaces (small) and the
-			// CronJobs the webhook manages; never Secrets or Pods.
+			// CronJobs, Jobs and backup volumes the webhook manages; never Secrets or
+			// Pods.
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				&batchv1.CronJob{}: {Label: labels.SelectorFromSet(labels.Set{contract.LabelManagedBy: contract.ManagedBy})},
-			},
+			ByObject:         cacheScope(cfg),
 		},
 		Client: client.Options{Cache: &client.CacheOptions{
 			DisableFor: []client.Object{&corev1.Secret{}, &admissionregistrationv1.MutatingWebhookConfiguration{}},

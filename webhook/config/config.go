@@ -52,11 +52,15 @@ type Config struct {
 	StorageURLSmartERP string `envconfig:"STORAGE_URL_SMARTERP"`
 	// StorageURLSistemico is the same for Sistêmico (a GCS bucket on the page).
 	StorageURLSistemico string `envconfig:"STORAGE_URL_SISTEMICO"`
-	// VolumeClaim is the PersistentVolumeClaim mounted when a storage URL is file://.
-	// It must exist in every enabled namespace of that product (and in SyncNamespace),
-	// bound to the shared backup volume; pods mount only their namespace's
-	// subdirectory of it (and the restore source's, read-only).
+	// VolumeClaim is the PersistentVolumeClaim of the whole backup volume of a file://
+	// storage URL, in SyncNamespace only: the 06:00 sync and the provisioning Jobs
+	// mount it. Tenant namespaces never hold it (see VolumeSource).
 	VolumeClaim string `envconfig:"VOLUME_CLAIM" default:"smartbackup-backups"`
+	// VolumeSource is where that volume's directories live (ParseVolume): the
+	// reconciler gives each namespace PersistentVolumes rooted at its own directory
+	// and, read-only, its restore source's. Required with a file:// storage URL.
+	VolumeSource string `envconfig:"VOLUME_SOURCE"`
+	volume       Volume
 
 	// DBAccessLabel is the label selector of dbaccess pods. The
 	// MutatingWebhookConfiguration's objectSelector must select the same pods.
@@ -280,6 +284,17 @@ func (c *Config) Validate() error {
 	if errs := validation.IsDNS1123Subdomain(c.VolumeClaim); len(errs) > 0 {
 		bad("VOLUME_CLAIM", "%s", strings.Join(errs, "; "))
 	}
+	if p, _ := StoragePath(c.StorageURLSmartERP); p != "" || mustPath(c.StorageURLSistemico) != "" {
+		v, err := ParseVolume(c.VolumeSource)
+		switch {
+		case c.VolumeSource == "":
+			bad("VOLUME_SOURCE", "must say where the file:// volume's directories live (nfs://SERVER/PATH or hostpath:///PATH?read_only_root=/PATH): each namespace gets volumes of its own directory, never the whole volume")
+		case err != nil:
+			bad("VOLUME_SOURCE", "%v", err)
+		default:
+			c.volume = v
+		}
+	}
 	if c.DBAccessContainer != "" {
 		if errs := validation.IsDNS1123Label(c.DBAccessContainer); len(errs) > 0 {
 			bad("DBACCESS_CONTAINER", "%s", strings.Join(errs, "; "))
@@ -417,6 +432,9 @@ func (c *Config) StorageURL(product string) string {
 	}
 	return ""
 }
+
+// Volume is the parsed VolumeSource (zero when no storage URL is file://).
+func (c *Config) Volume() Volume { return c.volume }
 
 // KnownProduct reports whether p is a product the webhook knows.
 func KnownProduct(p string) bool {

@@ -83,10 +83,10 @@ func namespaceVolumes(s inject.Settings, cfg *config.Config) ([]corev1.VolumeMou
 		volumes = append(volumes, v)
 	}
 	if s.StoragePath != "" {
-		// Only the namespace's own subdirectory of the shared volume, where its
-		// backups go.
-		mounts = append(mounts, corev1.VolumeMount{Name: inject.VolumeBackups, MountPath: path.Join(s.StoragePath, s.Namespace), SubPath: s.Namespace})
-		volumes = append(volumes, inject.BackupVolume(cfg))
+		// Only the namespace's own directory of the volume, where its backups go.
+		v := inject.BackupVolume(false, false)
+		mounts = append(mounts, corev1.VolumeMount{Name: v.Name, MountPath: path.Join(s.StoragePath, s.Namespace)})
+		volumes = append(volumes, v)
 	}
 	return mounts, volumes
 }
@@ -117,7 +117,7 @@ func Sync(cfg *config.Config) *batchv1.CronJob {
 	}
 	// The whole volume, read-only: the sync copies every namespace's backups.
 	mounts := []corev1.VolumeMount{{Name: inject.VolumeBackups, MountPath: dir, ReadOnly: true}}
-	volumes := []corev1.Volume{inject.BackupVolume(cfg)}
+	volumes := []corev1.Volume{WholeVolume(cfg)}
 	if target, _ := config.StoragePath(cfg.SyncTargetURL); target != "" {
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeSyncTarget, MountPath: target})
 		volumes = append(volumes, corev1.Volume{Name: VolumeSyncTarget, VolumeSource: corev1.VolumeSource{
@@ -184,4 +184,12 @@ func cronJob(name, namespace, schedule string, labels map[string]string, command
 			},
 		},
 	}
+}
+
+// WholeVolume is the whole backup volume (VOLUME_CLAIM), mounted only in the operator's
+// namespace: by the 06:00 sync, read-only, and by the provisioning Jobs.
+func WholeVolume(cfg *config.Config) corev1.Volume {
+	return corev1.Volume{Name: inject.VolumeBackups, VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: cfg.VolumeClaim},
+	}}
 }

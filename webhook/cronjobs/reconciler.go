@@ -54,16 +54,29 @@ type Reconciler struct {
 
 // SetupWithManager registers the reconciler with mgr.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	// A change to an object the webhook made brings its namespace back: a hand edit is
+	// reverted, a deletion undone.
+	owner := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		l := o.GetLabels()
+		if l[contract.LabelManagedBy] != contract.ManagedBy {
+			return nil
+		}
+		ns := o.GetNamespace()
+		if v := l[LabelVolumeNamespace]; v != "" { // PersistentVolumes, provisioning Jobs
+			ns = v
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: ns}}}
+	})
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("smartbackup-cronjobs").
 		For(&corev1.Namespace{}).
-		Watches(&batchv1.CronJob{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			if o.GetLabels()[contract.LabelManagedBy] != contract.ManagedBy {
-				return nil
-			}
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetNamespace()}}}
-		})).
-		Complete(r)
+		Watches(&batchv1.CronJob{}, owner)
+	if r.Config.Volume().Kind != "" { // file:// storage: the backup volumes
+		b = b.Watches(&batchv1.Job{}, owner).
+			Watches(&corev1.PersistentVolume{}, owner).
+			Watches(&corev1.PersistentVolumeClaim{}, owner)
+	}
+	return b.Complete(r)
 }
 
 // Reconcile brings the CronJobs of one namespace to what its labels ask for. Nothing
@@ -88,8 +101,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	switch {
 	case ns.DeletionTimestamp != nil:
 		r.forget(ns.Name)
-		_, err := r.delete(ctx, ns.Name, contract.BackupCronJobName)
-		return reconcile.Result{}, err
+		if _, err := r.delete(ctx, ns.Name, contract.BackupCronJobName); err != nil {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, r.deleteVolumes(ctx, ns.Name)
 	case ns.Annotations[contract.AnnotationBackupOptOut] == "true":
 		r.forget(ns.Name)
 		deleted, err := r.delete(ctx, ns.Name, contract.BackupCronJobName)
@@ -108,6 +123,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		err = denial
 	}
 	if err == nil {
+		wait, err := r.reconcileVolumes(ctx, s)
+		if err != nil {
+			setState(ns.Name, StateFailed)
+			return reconcile.Result{}, err
+		}
 		if err := r.place(ctx, ns.Name, &plan); err != nil {
 			setState(ns.Name, StateFailed)
 			return reconcile.Result{}, err
@@ -117,7 +137,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, err
 		}
 		setState(ns.Name, StateScheduled)
-		return reconcile.Result{}, nil
+		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	// An invalid setting is the administrator's to fix: keep the last good CronJob, say
 	// why in an Event, and wait for the namespace to change (no requeue).
@@ -236,9 +256,18 @@ func (r *Reconciler) reconcileSync(ctx context.Context) error {
 // overwritten), fields others own are left alone, and an unchanged CronJob is not
 // rewritten.
 func (r *Reconciler) apply(ctx context.Context, cj *batchv1.CronJob) error {
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cj)
+	if err := r.applyObject(ctx, cj, "CronJob", cj.Namespace+"/"+cj.Name); err != nil {
+		return err
+	}
+	logf.FromContext(ctx).V(1).Info("CronJob applied", "cronjob", cj.Name, "schedule", cj.Spec.Schedule)
+	return nil
+}
+
+// applyObject server-side applies one object the webhook builds.
+func (r *Reconciler) applyObject(ctx context.Context, o runtime.Object, kind, name string) error {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 	if err != nil {
-		return fmt.Errorf("converting CronJob %q: %w", cj.Namespace+"/"+cj.Name, err)
+		return fmt.Errorf("converting %s %q: %w", kind, name, err)
 	}
 	obj := &unstructured.Unstructured{Object: u}
 	unstructured.RemoveNestedField(obj.Object, "status")
@@ -246,9 +275,8 @@ func (r *Reconciler) apply(ctx context.Context, cj *batchv1.CronJob) error {
 	unstructured.RemoveNestedField(obj.Object, "spec", "jobTemplate", "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(obj.Object, "spec", "jobTemplate", "spec", "template", "metadata", "creationTimestamp")
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying CronJob %q: %w", cj.Namespace+"/"+cj.Name, err)
+		return fmt.Errorf("applying %s %q: %w", kind, name, err)
 	}
-	logf.FromContext(ctx).V(1).Info("CronJob applied", "cronjob", cj.Name, "schedule", cj.Spec.Schedule)
 	return nil
 }
 

@@ -26,8 +26,10 @@ const (
 	VolumeScratch = "smartbackup-scratch"
 	// VolumeTmp is /tmp of the init container, whose root filesystem is read-only.
 	VolumeTmp = "smartbackup-tmp"
-	// VolumeBackups is the cluster backup volume, mounted when the storage is file://.
-	VolumeBackups = "smartbackup-backups"
+	// VolumeBackups is the namespace's own directory of the backup volume, and
+	// VolumeBackupsSource its restore source's, mounted when the storage is file://.
+	VolumeBackups       = "smartbackup-backups"
+	VolumeBackupsSource = "smartbackup-backups-source"
 	// VolumeMasking is the masking SQL's ConfigMap.
 	VolumeMasking = "smartbackup-masking"
 	// VolumeDatabaseCA is the database server's CA (a ConfigMap or a Secret).
@@ -163,7 +165,7 @@ func (in injection) rebuild(p *corev1.Pod, s Settings, cfg *config.Config) *Deni
 // ReservedVolumes are the names of every volume the webhook may add: a pod's own volume
 // of such a name is replaced, or removed when the namespace's injection has none. A new
 // volume in build gets its name here too.
-var ReservedVolumes = []string{VolumeScratch, VolumeTmp, VolumeBackups, VolumeMasking, VolumeDatabaseCA}
+var ReservedVolumes = []string{VolumeScratch, VolumeTmp, VolumeBackups, VolumeBackupsSource, VolumeMasking, VolumeDatabaseCA}
 
 func reservedVolume(name string) bool { return slices.Contains(ReservedVolumes, name) }
 
@@ -342,12 +344,13 @@ func build(s Settings, cfg *config.Config) injection {
 		{Name: VolumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &tmp}}},
 	}
 	if s.StoragePath != "" {
-		// Only the source's and the namespace's own subdirectories of the shared
-		// volume are visible, read-only: the restore never writes backups.
+		// The namespace's own directory and its source's, each a volume of that
+		// directory alone, read-only: the restore never writes backups.
 		for _, ns := range uniq(s.RestoreSource, s.Namespace) {
-			mounts = append(mounts, corev1.VolumeMount{Name: VolumeBackups, MountPath: path.Join(s.StoragePath, ns), SubPath: ns, ReadOnly: true})
+			v := BackupVolume(ns != s.Namespace, true)
+			mounts = append(mounts, corev1.VolumeMount{Name: v.Name, MountPath: path.Join(s.StoragePath, ns), ReadOnly: true})
+			volumes = append(volumes, v)
 		}
-		volumes = append(volumes, BackupVolume(cfg))
 	}
 	if s.MaskingConfigMap != "" {
 		// Not optional: without its masking file the restore must not run.
@@ -493,9 +496,14 @@ func SecurityContext(cfg *config.Config) *corev1.SecurityContext {
 	}
 }
 
-// BackupVolume is the cluster backup volume (the configured claim).
-func BackupVolume(cfg *config.Config) corev1.Volume {
-	return corev1.Volume{Name: VolumeBackups, VolumeSource: corev1.VolumeSource{
-		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: cfg.VolumeClaim},
+// BackupVolume is a namespace's claim of its own directory of the backup volume, or of
+// its restore source's.
+func BackupVolume(source, readOnly bool) corev1.Volume {
+	name, claim := VolumeBackups, contract.ClaimOwn
+	if source {
+		name, claim = VolumeBackupsSource, contract.ClaimSource
+	}
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly},
 	}}
 }

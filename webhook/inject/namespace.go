@@ -3,6 +3,7 @@ package inject
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -110,6 +111,11 @@ func ParseBackup(ns Namespace, cfg *config.Config) (Settings, *Denial) {
 			"smartbackup's storage URL for product %q is invalid; ask the smartbackup operators", s.Product)}
 	}
 	s.StoragePath = p
+	if p != "" {
+		// Each directory of the volume is read only when its marker names its namespace:
+		// a mis-bound volume is unreachable, never "no backup".
+		s.StorageURL = markedURL(s.StorageURL)
+	}
 	if d := parseDatabase(ns.Name, ns.Annotations, cfg, &s); d != nil {
 		return Settings{}, d
 	}
@@ -312,4 +318,16 @@ func parseRestore(ns string, a map[string]string, cfg *config.Config, s *Setting
 		s.RequestSource = v
 	}
 	return nil
+}
+
+// markedURL adds namespace_marker=true to a file:// storage URL.
+func markedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil { // validated by config.StoragePath
+		return raw
+	}
+	q := u.Query()
+	q.Set("namespace_marker", "true")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
