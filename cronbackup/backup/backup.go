@@ -6,7 +6,8 @@
 //  3. dump with the page's flags through a gzip layer straight into the store, hashing
 //     and counting on the way, under an immutable timestamped name;
 //  4. verify the archive (custom format, a non-empty table of contents, the right
-//     database) before the upload is allowed to complete;
+//     database, the whole stream readable) before the upload is allowed to complete,
+//     counting each table's rows on the way for `cronbackup verify`;
 //  5. write the manifest;
 //  6. only then promote the object to database_latest.dump.gz (server-side copy);
 //  7. apply retention, never touching the newest backup.
@@ -203,13 +204,29 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	pctx, stopProgress := context.WithCancel(ctx)
 	go progress.Report(pctx, r.log, "dump progress", raw, 0, r.cfg.ProgressInterval)
 	head := &headCapture{limit: 64 << 10}
-	_, copyErr := io.Copy(gz, io.TeeReader(io.TeeReader(stdout, head), raw))
+	// The rows of each table, counted in the archive stream on its way to the store
+	// (figures only: nothing of the data is kept), for `cronbackup verify` to check a
+	// restore against.
+	cr, cw := io.Pipe()
+	type countResult struct {
+		c   pg.ArchiveContents
+		err error
+	}
+	counted := make(chan countResult, 1)
+	go func() {
+		c, err := pg.ReadArchiveContents(cr)
+		_, _ = io.Copy(io.Discard, cr) // never block the dump, whatever the count did
+		counted <- countResult{c, err}
+	}()
+	_, copyErr := io.Copy(gz, io.TeeReader(io.TeeReader(stdout, head), io.MultiWriter(raw, cw)))
+	_ = cw.CloseWithError(errOr(copyErr, io.EOF))
 	if copyErr != nil {
 		cancelDump() // the upload side failed: stop pg_dump
 	}
 	<-logged
 	waitErr := cmd.Wait()
 	stopProgress()
+	count := <-counted
 
 	abort := func(code int, err error) (layout.Manifest, error) {
 		_ = pw.CloseWithError(err)
@@ -240,6 +257,26 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	if hdr.Database != r.cfg.Database {
 		return abort(ExitVerify, fmt.Errorf("verifying the dump: archive is of database %q, want %q", hdr.Database, r.cfg.Database))
 	}
+	var rows []layout.TableRows
+	rowsMethod := layout.RowsExact
+	switch {
+	case errors.Is(count.err, pg.ErrRowsUnknown):
+		// A compression this build cannot read: a good backup whose rows a
+		// verification cannot check.
+		r.log.Info("row counts not recorded", "reason", count.err.Error())
+		rowsMethod = ""
+	case count.err != nil:
+		return abort(ExitVerify, fmt.Errorf("verifying the dump: %w", count.err))
+	case count.c.Header.Entries != hdr.Entries:
+		return abort(ExitVerify, fmt.Errorf("verifying the dump: %d table-of-contents entries counted, the header says %d", count.c.Header.Entries, hdr.Entries))
+	default:
+		for _, d := range count.c.Data {
+			if d.Rows < 0 {
+				return abort(ExitVerify, fmt.Errorf("verifying the dump: table %q has a data entry without data", d.Schema+"."+d.Table))
+			}
+			rows = append(rows, layout.TableRows{Schema: d.Schema, Table: d.Table, Rows: d.Rows})
+		}
+	}
 	_ = pw.Close()
 	res := <-uploaded
 	if res.err != nil {
@@ -264,9 +301,20 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 		FinishedAt:     time.Now().UTC(),
 		ArchiveEntries: hdr.Entries,
 		Tool:           "cronbackup",
+		Tables:         count.c.Tables,
+		Rows:           rows,
+		RowsMethod:     rowsMethod,
+	}
+	if rowsMethod == "" {
+		m.Tables = 0
+	}
+	var total int64
+	for _, t := range rows {
+		total += t.Rows
 	}
 	r.log.Info("dump uploaded", "object", key, "archiveBytes", raw.Bytes(), "objectBytes", m.Size,
-		"sha256", m.SHA256, "tocEntries", hdr.Entries, "archiveVersion", hdr.Version)
+		"sha256", m.SHA256, "tocEntries", hdr.Entries, "archiveVersion", hdr.Version,
+		"tables", m.Tables, "tablesWithData", len(rows), "rows", total)
 	return m, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -103,6 +105,7 @@ func TestBackupRestoresIdentically(t *testing.T) {
 				st := openStore(t, url)
 				m := res.Manifest
 				checkManifest(t, st, m, cfg)
+				checkRows(t, m, src.Summary)
 
 				latest := download(t, st, layout.LatestKey("cliente-prod"))
 				if sha := sha256File(t, latest); sha != m.SHA256 {
@@ -138,6 +141,26 @@ func checkManifest(t *testing.T, st storage.Store, m layout.Manifest, cfg backup
 	}
 	if !strings.HasPrefix(m.Object, cfg.Namespace+"/database_") {
 		t.Errorf("object %q outside the namespace", m.Object)
+	}
+}
+
+// checkRows: the manifest records the source's exact row count of every table.
+func checkRows(t *testing.T, m layout.Manifest, sum fixture.Summary) {
+	t.Helper()
+	var want []layout.TableRows
+	for _, table := range fixture.Tables {
+		var n int64
+		if _, err := fmt.Sscanf(sum[table], "rows=%d ", &n); err != nil {
+			t.Fatalf("summary of %s: %q", table, sum[table])
+		}
+		want = append(want, layout.TableRows{Schema: "public", Table: table, Rows: n})
+	}
+	got := append([]layout.TableRows(nil), m.Rows...)
+	sort.Slice(got, func(i, j int) bool {
+		return slices.Index(fixture.Tables, got[i].Table) < slices.Index(fixture.Tables, got[j].Table)
+	})
+	if diff := cmp.Diff(want, got); diff != "" || m.Tables != len(fixture.Tables) || m.RowsMethod != layout.RowsExact {
+		t.Errorf("manifest rows (-source +manifest):\n%s\ntables %d, method %q", diff, m.Tables, m.RowsMethod)
 	}
 }
 

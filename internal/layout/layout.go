@@ -6,6 +6,7 @@
 //	NS/database_20261124T210000Z.manifest.json  its manifest (sha256, size, versions, times)
 //	NS/database_latest.dump.gz                  a copy of the newest good backup: the name of the operations page
 //	NS/database_latest.manifest.json            the manifest of that copy
+//	NS/database_20261124T210000Z.verify.json    the result of its latest `cronbackup verify` (figures only)
 //
 // The objects are gzip streams of a pg_dump custom-format archive, the format of the
 // operations page's pipeline, so `gunzip | pg_restore` works on every one of them.
@@ -29,6 +30,8 @@ const (
 	DumpSuffix = ".dump.gz"
 	// ManifestSuffix ends every manifest's name.
 	ManifestSuffix = ".manifest.json"
+	// VerifySuffix ends every verification result's name.
+	VerifySuffix = ".verify.json"
 	// TimeFormat is the UTC timestamp inside backup names.
 	TimeFormat = "20060102T150405Z"
 )
@@ -62,6 +65,11 @@ func BackupKey(ns string, t time.Time) string {
 // ManifestKey is the manifest beside a backup object.
 func ManifestKey(backupKey string) string {
 	return strings.TrimSuffix(backupKey, DumpSuffix) + ManifestSuffix
+}
+
+// VerifyKey is the verification result beside a backup object.
+func VerifyKey(backupKey string) string {
+	return strings.TrimSuffix(backupKey, DumpSuffix) + VerifySuffix
 }
 
 // Backup is a parsed immutable backup key.
@@ -115,6 +123,23 @@ type Manifest struct {
 	// ArchiveEntries is the number of entries in the archive's table of contents.
 	ArchiveEntries int    `json:"archiveEntries"`
 	Tool           string `json:"tool"`
+	// Tables is the number of TABLE entries in the archive's table of contents, and
+	// Rows the rows of each table's data in the archive (RowsMethod says how they were
+	// counted); both absent in manifests written before cronbackup recorded them.
+	Tables     int         `json:"tables,omitempty"`
+	Rows       []TableRows `json:"rows,omitempty"`
+	RowsMethod string      `json:"rowsMethod,omitempty"`
+}
+
+// RowsExact is the RowsMethod of counts taken from the dumped archive stream: the lines
+// of each table's COPY data, exactly the rows a restore loads.
+const RowsExact = "exact: COPY lines of each table's data in the dumped archive"
+
+// TableRows is one table's row count. Names only: no row's content.
+type TableRows struct {
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	Rows   int64  `json:"rows"`
 }
 
 // Marshal renders the manifest as indented JSON.
