@@ -123,7 +123,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		err = denial
 	}
 	if err == nil {
-		wait, err := r.reconcileVolumes(ctx, s)
+		wait, err := r.reconcileVolumes(ctx, r.volumeSettings(ctx, n, s))
 		if err != nil {
 			setState(ns.Name, StateFailed)
 			return reconcile.Result{}, err

@@ -31,6 +31,27 @@ const (
 	provisionRetry = time.Minute
 )
 
+// volumeSettings are the backup settings s plus the restore source, only when the
+// admission would accept it (the LGPD rule of inject.CheckSource: same customer,
+// production, enabled): no namespace ever holds a claim of another customer's
+// directory, even one whose pods are all denied.
+func (r *Reconciler) volumeSettings(ctx context.Context, n inject.Namespace, s inject.Settings) inject.Settings {
+	full, d := inject.ParseNamespace(n, r.Config)
+	if d != nil || full.RestoreSource == "" || full.RestoreSource == full.Namespace || s.StoragePath == "" {
+		return s
+	}
+	var src corev1.Namespace
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: full.RestoreSource}, &src); err != nil {
+		return s // not found (or unreadable): no source volume until it is there
+	}
+	dec := inject.CheckSource(inject.Decision{Action: inject.Inject, Settings: full},
+		&inject.Namespace{Name: src.Name, Labels: src.Labels, Annotations: src.Annotations})
+	if dec.Action == inject.Inject {
+		s.RestoreSource = full.RestoreSource
+	}
+	return s
+}
+
 // reconcileVolumes keeps the namespace's backup volumes (Claims) and provisions its
 // own directory once. It returns how soon to look again while provisioning runs.
 func (r *Reconciler) reconcileVolumes(ctx context.Context, s inject.Settings) (time.Duration, error) {

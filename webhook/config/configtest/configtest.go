@@ -19,6 +19,7 @@ func Env() map[string]string {
 		"INITRESTORE_IMAGE":     "smartbackup/initrestore:test",
 		"CRONBACKUP_IMAGE":      "smartbackup/cronbackup:test",
 		"STORAGE_URL_SMARTERP":  "file:///backup",
+		"VOLUME_SOURCE":         "nfs://nfs.backup.internal/exports/smartbackup",
 		"STORAGE_URL_SISTEMICO": "gs://sistemico-backups/br",
 		"LEADER_ELECTION":       "false",
 	}
