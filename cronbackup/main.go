@@ -3,6 +3,7 @@
 //	cronbackup [backup]   the 21:00 dump of one database (see package backup)
 //	cronbackup sync       the 06:00 copy of the cluster volume to Rubrik (see package sync)
 //	cronbackup status URL per namespace, the latest backup's time, size and sha256 (manifests only)
+//	cronbackup verify     the weekly restore of the latest backup into a scratch database (see package verify)
 //	cronbackup provision URL NS…  makes each namespace's directory of a file:/// volume and its marker
 //
 // Configuration comes from the environment; the README lists it with the exit codes.
@@ -24,6 +25,7 @@ import (
 	"github.com/smartbackup/smartbackup/cronbackup/backup"
 	"github.com/smartbackup/smartbackup/cronbackup/status"
 	"github.com/smartbackup/smartbackup/cronbackup/sync"
+	"github.com/smartbackup/smartbackup/cronbackup/verify"
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 	"github.com/smartbackup/smartbackup/internal/logging"
 	"github.com/smartbackup/smartbackup/internal/storage"
@@ -76,6 +78,22 @@ func run(ctx context.Context, args []string) int {
 		return 0
 	case "status":
 		return runStatus(ctx, log, args[1:])
+	case "verify":
+		cfg, err := verify.LoadConfig()
+		if err != nil {
+			log.Error(err, "configuration error")
+			return verify.ExitConfig
+		}
+		res, err := verify.Run(ctx, log, cfg)
+		if err != nil {
+			code := exitcode.Of(err, verify.ExitUnexpected)
+			log.Error(err, "verification failed", "exitCode", code, "object", res.Object, "verdict", res.Verdict)
+			return code
+		}
+		f := res.Figures
+		log.Info("backup verified", "object", res.Object, "verdict", res.Verdict, "tables", f.RestoredTables,
+			"rows", f.RestoredRows, "databaseBytes", f.DatabaseBytes, "durationSeconds", res.DurationSeconds, "namespace", res.Namespace)
+		return 0
 	case "provision":
 		return runProvision(log, args[1:])
 	case "help", "-h", "--help":

@@ -1,10 +1,7 @@
 package restore
 
 import (
-	"compress/flate"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +15,6 @@ import (
 
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 	"github.com/smartbackup/smartbackup/internal/pg"
-	"github.com/smartbackup/smartbackup/internal/progress"
 )
 
 // restore prepares the temporary database, loads the backup into it, verifies it, and
@@ -260,101 +256,6 @@ func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef)
 		return rerr
 	}
 	return derr
-}
-
-// download streams the object through a hash and gunzip into w, reporting progress,
-// then checks size and sha256 against the manifest. Errors of w are returned as they
-// are; a corrupt or mismatching object is ExitVerify.
-func (r *run) download(ctx context.Context, ref backupRef, w io.Writer) error {
-	rc, info, err := r.store.Open(ctx, ref.key)
-	if err != nil {
-		return exitcode.Wrap(ExitStorage, fmt.Errorf("opening %q: %w", ref.key, err))
-	}
-	defer rc.Close()
-	if ref.manifest != nil && info.Size != ref.manifest.Size {
-		return exitcode.Wrapf(ExitVerify, "%q changed: %d bytes, its manifest says %d", ref.key, info.Size, ref.manifest.Size)
-	}
-	hash := sha256.New()
-	count := progress.NewCounter()
-	in := &readErr{r: io.TeeReader(rc, io.MultiWriter(hash, count))}
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go progress.Report(pctx, r.log, "download progress", count, info.Size, r.cfg.ProgressInterval)
-
-	gz, err := pgzip.NewReaderN(in, 1<<20, 4)
-	if err != nil {
-		return r.classify(ref, in, fmt.Errorf("%q is not a gzip stream: %w", ref.key, err))
-	}
-	out := &writeErr{w: w}
-	_, err = io.Copy(out, gz)
-	if err != nil && out.err != nil {
-		// The consumer (pg_restore) stopped. Garbage from a corrupt object makes it
-		// stop before gzip's checksum at the end can tell: read on, so the object is
-		// judged by its checksum and hash rather than by pg_restore's complaint.
-		if _, derr := io.Copy(io.Discard, gz); derr != nil {
-			_ = gz.Close()
-			return r.classify(ref, in, fmt.Errorf("decompressing %q: %w", ref.key, derr))
-		}
-		err = nil
-	}
-	_ = gz.Close()
-	if err != nil {
-		return r.classify(ref, in, fmt.Errorf("decompressing %q: %w", ref.key, err))
-	}
-	// Bytes after the gzip stream still belong to the object and to its hash.
-	if _, err := io.Copy(io.Discard, in); err != nil {
-		return r.classify(ref, in, fmt.Errorf("reading %q: %w", ref.key, err))
-	}
-	stop()
-	got := hex.EncodeToString(hash.Sum(nil))
-	r.log.Info("download complete", progress.Fields(count, info.Size)...)
-	if m := ref.manifest; m != nil {
-		if count.Bytes() != m.Size || got != m.SHA256 {
-			return exitcode.Wrapf(ExitVerify, "%q has %d bytes with sha256 %s; its manifest says %d bytes with sha256 %s",
-				ref.key, count.Bytes(), got, m.Size, m.SHA256)
-		}
-		r.log.Info("backup verified against its manifest", "sha256", got)
-	}
-	return out.err
-}
-
-// classify: a read error of the store is a storage failure; anything else while
-// decoding (bad gzip, bad checksum, early end) means the object is corrupt.
-func (r *run) classify(ref backupRef, in *readErr, err error) error {
-	if in.err != nil && !errors.Is(in.err, io.EOF) {
-		return exitcode.Wrap(ExitStorage, fmt.Errorf("reading %q: %w", ref.key, in.err))
-	}
-	var corrupt flate.CorruptInputError
-	if errors.As(err, &corrupt) || errors.Is(err, pgzip.ErrChecksum) || errors.Is(err, pgzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return exitcode.Wrap(ExitVerify, fmt.Errorf("%w (corrupt or truncated object)", err))
-	}
-	return exitcode.Wrap(ExitVerify, err)
-}
-
-type readErr struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErr) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && e.err == nil {
-		e.err = err
-	}
-	return n, err
-}
-
-type writeErr struct {
-	w   io.Writer
-	err error
-}
-
-func (e *writeErr) Write(p []byte) (int, error) {
-	n, err := e.w.Write(p)
-	if err != nil && e.err == nil {
-		e.err = err
-	}
-	return n, err
 }
 
 // RestoreArgs are pg_restore's arguments: no owners or grants from the dump, objects

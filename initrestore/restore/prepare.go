@@ -12,26 +12,12 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/pg"
 )
 
-// utility runs a statement that takes no parameters (CREATE DATABASE, ALTER ROLE…),
-// built by the server's format() from the template (%I identifiers, %L literals), so
-// no name or value is ever spliced into SQL by hand.
+// utility runs a statement built by the server's format() (see pg.Utility).
 func utility(ctx context.Context, conn *pgx.Conn, template string, args ...string) error {
-	var stmt string
-	if err := conn.QueryRow(ctx, "SELECT format($1::text, VARIADIC $2::text[])", template, args).Scan(&stmt); err != nil {
-		return fmt.Errorf("building %q: %w", firstWords(template), err)
-	}
-	if _, err := conn.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("running %q: %w", firstWords(template), err)
-	}
-	return nil
-}
-
-// firstWords names a statement in errors without its arguments (a password verifier).
-func firstWords(template string) string {
-	f := strings.Fields(template)
-	return strings.Join(f[:min(3, len(f))], " ")
+	return pg.Utility(ctx, conn, template, args...)
 }
 
 // prepare: the application role, then a fresh temporary database that only the

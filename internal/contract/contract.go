@@ -106,6 +106,18 @@ const (
 	EnvBackupSlotDatabase = "BACKUP_SLOT_DATABASE"
 )
 
+// Verification, read by `cronbackup verify`.
+const (
+	// EnvVerifyDatabaseEndpoint and EnvVerifyDatabasePort are the verification server
+	// (default: DATABASE_ENDPOINT and DATABASE_PORT, the namespace's own server). The
+	// namespace's DATABASE_ADMIN_USER connects there.
+	EnvVerifyDatabaseEndpoint = "VERIFY_DATABASE_ENDPOINT"
+	EnvVerifyDatabasePort     = "VERIFY_DATABASE_PORT"
+	// EnvVerifyMaintenanceDatabase is the database the admin connects to, to create
+	// and drop the scratch database (default postgres).
+	EnvVerifyMaintenanceDatabase = "VERIFY_MAINTENANCE_DATABASE"
+)
+
 // Tuning shared by both binaries.
 const (
 	// EnvClientRoot holds <major>/bin/pg_dump, pg_restore and psql per installed major.

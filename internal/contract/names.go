@@ -18,6 +18,7 @@ var Names = []string{
 	EnvClientRoot, EnvProgressInterval, EnvLogVerbosity,
 	EnvBackupMaxConcurrentPerServer, EnvBackupSlotWaitTimeout, EnvBackupSlotDatabase,
 	EnvSyncKeepWeekly, EnvSyncKeepMonthly,
+	EnvVerifyDatabaseEndpoint, EnvVerifyDatabasePort, EnvVerifyMaintenanceDatabase,
 }
 
 // Secrets are the variables that must only ever be injected by secretKeyRef.

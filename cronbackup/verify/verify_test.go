@@ -1,0 +1,377 @@
+package verify_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/smartbackup/smartbackup/cronbackup/backup"
+	"github.com/smartbackup/smartbackup/cronbackup/verify"
+	"github.com/smartbackup/smartbackup/internal/catalog"
+	"github.com/smartbackup/smartbackup/internal/contract"
+	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/layout"
+	"github.com/smartbackup/smartbackup/internal/pg"
+	"github.com/smartbackup/smartbackup/internal/storage"
+	"github.com/smartbackup/smartbackup/test/fixture"
+	"github.com/smartbackup/smartbackup/test/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const namespace = "cliente-prod"
+
+// setEnv sets what the webhook's CronJobs give cronbackup backup and verify.
+func setEnv(t *testing.T, src *fixture.Source, storeURL string) {
+	t.Helper()
+	for k, v := range map[string]string{
+		"DATABASE_ENDPOINT":       src.PG.Host,
+		"DATABASE_PORT":           strconv.Itoa(src.PG.Port),
+		"DATABASE_USER":           src.User,
+		"DATABASE_PASSWORD":       src.Password,
+		"DATABASE_ADMIN_USER":     src.PG.User,
+		"DATABASE_ADMIN_PASSWORD": src.PG.Password,
+		"DATABASE_CODEPAGE":       "WIN1252",
+		"BACKUP_STORAGE_URL":      storeURL,
+		"NAMESPACE":               namespace,
+		"DATABASE_WAIT_TIMEOUT":   "5s",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// backupOf runs the real cronbackup backup and returns its manifest.
+func backupOf(t *testing.T) layout.Manifest {
+	t.Helper()
+	cfg, err := backup.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := backup.Run(t.Context(), testr.New(t), cfg)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	return res.Manifest
+}
+
+func runVerify(t *testing.T, ctx context.Context) (verify.Result, error) {
+	t.Helper()
+	cfg, err := verify.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return verify.Run(ctx, testr.New(t), cfg)
+}
+
+func openStore(t *testing.T, url string) storage.Store {
+	t.Helper()
+	st, err := storage.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func readAll(t *testing.T, st storage.Store, key string) []byte {
+	t.Helper()
+	rc, _, err := st.Open(t.Context(), key)
+	if err != nil {
+		t.Fatalf("opening %s: %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// storedResult reads the verification result beside the backup.
+func storedResult(t *testing.T, st storage.Store, object string) (verify.Result, []byte) {
+	t.Helper()
+	b := readAll(t, st, layout.VerifyKey(object))
+	var r verify.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("verification result: %v\n%s", err, b)
+	}
+	return r, b
+}
+
+// scratchExists reports whether the scratch database is on the server.
+func scratchExists(t *testing.T, p *testenv.Postgres, name string) bool {
+	t.Helper()
+	var exists bool
+	if err := p.Connect(t, "postgres").QueryRow(context.Background(), "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	return exists
+}
+
+// fixtureRows are the source's rows per table, from its summary.
+func fixtureRows(t *testing.T, s *fixture.Source) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, table := range fixture.Tables {
+		var n int64
+		if _, err := fmt.Sscanf(s.Summary[table], "rows=%d ", &n); err != nil {
+			t.Fatal(err)
+		}
+		out[table] = n
+	}
+	return out
+}
+
+// TestGoodBackupVerifies: a real backup restores into <db>__verify, which the
+// application role cannot open; every table's rows match; the result file says so in
+// figures only; the scratch database is gone; a stale one from a killed run is dropped
+// first.
+func TestGoodBackupVerifies(t *testing.T) {
+	for major, newStore := range map[int]func(t *testing.T) string{
+		12: func(t *testing.T) string { return "file://" + t.TempDir() },
+		15: func(t *testing.T) string { return testenv.StartS3(t).NewBucket(t) },
+	} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			src := fixture.NewSource(t, major, "verify_erp", fixture.Tiny)
+			url := newStore(t)
+			setEnv(t, src, url)
+			m := backupOf(t)
+			scratch := src.Database + contract.VerifyDatabaseSuffix
+
+			// A stale scratch database from a killed run, with a table of its own.
+			src.PG.Exec(t, "postgres", "CREATE DATABASE "+pg.Quote(scratch))
+			src.PG.Exec(t, scratch, "CREATE TABLE leftover (x int)")
+
+			var appErr error
+			verify.SetHooks(nil, func(scratch string) {
+				// While the backup is restored there, the application role cannot
+				// connect.
+				conn, err := pgx.Connect(context.Background(), src.PG.URLAs(src.User, src.Password, scratch))
+				if err == nil {
+					_ = conn.Close(context.Background())
+				}
+				appErr = err
+			})
+			t.Cleanup(func() { verify.SetHooks(nil, nil) })
+			res, err := runVerify(t, t.Context())
+			if err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(appErr, &pgErr) || pgErr.Code != "42501" {
+				t.Errorf("the application role connecting to %s: %v, want permission denied (42501)", scratch, appErr)
+			}
+
+			st := openStore(t, url)
+			got, raw := storedResult(t, st, m.Object)
+			t.Logf("METRIC verify major=%d %s", major, raw)
+			rows := fixtureRows(t, src)
+			var total int64
+			for _, n := range rows {
+				total += n
+			}
+			f := got.Figures
+			switch {
+			case got.Verdict != verify.VerdictPassed || len(got.Failures) != 0:
+				t.Errorf("verdict %q, failures %q", got.Verdict, got.Failures)
+			case got.Object != m.Object || got.SHA256 != m.SHA256 || got.Namespace != namespace || !got.BackupTime.Equal(m.StartedAt):
+				t.Errorf("result names %s %s %s %s, backup %s %s", got.Object, got.SHA256, got.Namespace, got.BackupTime, m.Object, m.SHA256)
+			case got.ScratchDatabase != scratch || !got.ScratchDropped:
+				t.Errorf("scratch %q dropped %v", got.ScratchDatabase, got.ScratchDropped)
+			case f.RestoredTables != len(fixture.Tables) || f.ManifestTables != len(fixture.Tables) || f.TablesChecked != len(fixture.Tables):
+				t.Errorf("tables: %+v", f)
+			case f.RestoredRows != total || f.ManifestRows != total || len(f.Mismatches) != 0:
+				t.Errorf("rows: %+v, want %d", f, total)
+			case f.ArchiveEntries != m.ArchiveEntries || f.ManifestEntries != m.ArchiveEntries || f.ObjectBytes != m.Size || f.ArchiveBytes != m.ArchiveSize:
+				t.Errorf("entries and sizes: %+v, manifest %+v", f, m)
+			case f.DatabaseBytes < 1<<20 || got.DurationSeconds <= 0 || f.RowsMethod != layout.RowsExact:
+				t.Errorf("figures: %+v, duration %v", f, got.DurationSeconds)
+			}
+			if got.Version != res.Version || got.Verdict != res.Verdict || got.Figures.RestoredRows != res.Figures.RestoredRows {
+				t.Errorf("stored result %+v differs from the returned %+v", got, res)
+			}
+			// Figures and names only: no value of any row.
+			noValues(t, src, raw)
+			if scratchExists(t, src.PG, scratch) {
+				t.Errorf("scratch database %s still exists", scratch)
+			}
+		})
+	}
+}
+
+// noValues fails when b contains a value of the fixture's text columns.
+func noValues(t *testing.T, src *fixture.Source, b []byte) {
+	t.Helper()
+	conn := src.PG.Connect(t, src.Database)
+	var samples []string
+	r, err := conn.Query(t.Context(), "SELECT nome FROM clientes LIMIT 20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.Next() {
+		var s string
+		_ = r.Scan(&s)
+		samples = append(samples, s)
+	}
+	r.Close()
+	for _, s := range append(samples, "Conceição", "Araújo") {
+		if bytes.Contains(b, []byte(s)) {
+			t.Errorf("the result carries the row value %q", s)
+		}
+	}
+}
+
+// TestCutBackupFailsVerification: a backup whose data was silently cut (a table's data
+// entry missing from a still valid archive, whose manifest's size, sha256 and entries
+// match it) fails with ExitFailed; the result file names the table; the scratch
+// database is gone.
+func TestCutBackupFailsVerification(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			src := fixture.NewSource(t, major, "verify_erp", fixture.Tiny)
+			url := testenv.StartGCS(t).NewBucket(t)
+			setEnv(t, src, url)
+			m := backupOf(t)
+			st := openStore(t, url)
+			cut := cutBackup(t, st, src, m, "itens_pedido")
+
+			res, err := runVerify(t, t.Context())
+			if code := exitcode.Of(err, 0); code != verify.ExitFailed {
+				t.Fatalf("verify: %v (exit %d), want exit %d", err, code, verify.ExitFailed)
+			}
+			if !strings.Contains(err.Error(), "public.itens_pedido") {
+				t.Errorf("error %q does not name the table", err)
+			}
+			got, raw := storedResult(t, st, cut.Object)
+			t.Logf("result of the cut backup: %s", raw)
+			want := []verify.Mismatch{{Schema: "public", Table: "itens_pedido", Recorded: fixtureRows(t, src)["itens_pedido"], InArchive: -1, Restored: 0}}
+			if got.Verdict != verify.VerdictFailed || len(got.Failures) != 1 || fmt.Sprint(got.Figures.Mismatches) != fmt.Sprint(want) {
+				t.Errorf("result: verdict %q failures %q mismatches %+v, want %+v", got.Verdict, got.Failures, got.Figures.Mismatches, want)
+			}
+			if res.Verdict != verify.VerdictFailed || !got.ScratchDropped {
+				t.Errorf("returned verdict %q, scratch dropped %v", res.Verdict, got.ScratchDropped)
+			}
+			// Still a valid archive that pg_restore accepts: the only failure is the rows.
+			if got.Figures.RestoredTables != len(fixture.Tables) || got.Figures.ArchiveEntries != cut.ArchiveEntries {
+				t.Errorf("figures %+v", got.Figures)
+			}
+			noValues(t, src, raw)
+			if scratchExists(t, src.PG, src.Database+contract.VerifyDatabaseSuffix) {
+				t.Error("scratch database left after a failed verification")
+			}
+		})
+	}
+}
+
+// cutBackup replaces the backup m by the same database's archive without table's data
+// entry (pg_dump --exclude-table-data writes exactly that archive), with manifests that
+// describe the new object: only the rows recorded at backup time can tell.
+func cutBackup(t *testing.T, st storage.Store, src *fixture.Source, m layout.Manifest, table string) layout.Manifest {
+	t.Helper()
+	c, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", src.PG.Major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command("bash", "-o", "pipefail", "-c", c.Path+` -Fc -Z0 --no-owner --no-acl --encoding WIN1252 --exclude-table-data=public.`+table+` | gzip`)
+	cmd.Env = src.PG.Env(src.Database)
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	hdr, err := pg.ReadArchiveContents(gunzip(t, out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range hdr.Data {
+		if d.Table == table {
+			t.Fatalf("the cut archive still has %s's data", table)
+		}
+	}
+	if _, err := st.Put(t.Context(), m.Object, bytes.NewReader(out.Bytes()), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cut := m
+	cut.Size, cut.SHA256, cut.ArchiveEntries = int64(out.Len()), sha256Hex(out.Bytes()), hdr.Header.Entries
+	b, _ := cut.Marshal()
+	for _, key := range []string{layout.ManifestKey(m.Object), layout.LatestManifestKey(namespace)} {
+		if _, err := st.Put(t.Context(), key, bytes.NewReader(b), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cut
+}
+
+func gunzip(t *testing.T, b []byte) io.Reader {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zr
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// TestConfigUsesContractNames: verify reads only contract names.
+func TestConfigUsesContractNames(t *testing.T) {
+	if unknown := contract.UnknownTags(verify.Config{}); len(unknown) > 0 {
+		t.Errorf("config names outside internal/contract: %v", unknown)
+	}
+}
+
+// TestMissingBackupFailsClearly: a namespace without a backup is ExitNoBackup, the
+// error says where it looked, and no scratch database is created.
+func TestMissingBackupFailsClearly(t *testing.T) {
+	src := fixture.NewSource(t, 15, "verify_erp", fixture.Tiny)
+	url := "file://" + t.TempDir()
+	setEnv(t, src, url)
+	var created bool
+	verify.SetHooks(func(string) { created = true }, nil)
+	t.Cleanup(func() { verify.SetHooks(nil, nil) })
+	_, err := runVerify(t, t.Context())
+	if code := exitcode.Of(err, 0); code != verify.ExitNoBackup || !errors.Is(err, catalog.ErrNoBackup) || !strings.Contains(err.Error(), namespace+"/") {
+		t.Fatalf("verify without a backup: %v (exit %d), want exit %d naming %s/", err, code, verify.ExitNoBackup, namespace)
+	}
+	if created || scratchExists(t, src.PG, src.Database+contract.VerifyDatabaseSuffix) {
+		t.Error("a scratch database was created for a missing backup")
+	}
+}
+
+// TestCancelledVerificationDropsTheScratchDatabase: SIGTERM (the context cancelled)
+// while pg_restore runs still drops the scratch database.
+func TestCancelledVerificationDropsTheScratchDatabase(t *testing.T) {
+	src := fixture.NewSource(t, 15, "verify_erp", fixture.Tiny)
+	url := "file://" + t.TempDir()
+	setEnv(t, src, url)
+	backupOf(t)
+	scratch := src.Database + contract.VerifyDatabaseSuffix
+	ctx, cancel := context.WithCancel(t.Context())
+	var existed bool
+	verify.SetHooks(func(s string) { existed = scratchExists(t, src.PG, s); cancel() }, nil)
+	t.Cleanup(func() { verify.SetHooks(nil, nil) })
+	_, err := runVerify(t, ctx)
+	if err == nil || exitcode.Of(err, 0) == verify.ExitFailed {
+		t.Fatalf("a cancelled verification: %v, want an error that is not a verdict", err)
+	}
+	if !existed || scratchExists(t, src.PG, scratch) {
+		t.Errorf("scratch database existed before the restore: %v; exists after the cancellation: %v", existed, scratchExists(t, src.PG, scratch))
+	}
+}
