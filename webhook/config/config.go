@@ -133,6 +133,17 @@ type Config struct {
 	BackupCPULimit      Quantity `envconfig:"BACKUP_CPU_LIMIT" default:"2"`
 	BackupMemoryLimit   Quantity `envconfig:"BACKUP_MEMORY_LIMIT" default:"1Gi"`
 
+	// VerifyEnabled keeps the weekly verification CronJob (smartbackup-verify,
+	// `cronbackup verify`) in every enabled namespace; false deletes them.
+	VerifyEnabled bool `envconfig:"VERIFY_ENABLED" default:"true"`
+	// VerifyWindow and VerifyWeekday (0 Sunday … 6 Saturday, the day the window
+	// starts) are when verifications start, each namespace at a minute of the window
+	// a hash of its name gives; the default is after Saturday's backup window.
+	VerifyWindow  string `envconfig:"VERIFY_WINDOW" default:"01:00-05:00"`
+	VerifyWeekday int    `envconfig:"VERIFY_WEEKDAY" default:"0"`
+	// VerifyServer, when set (host or host:port), is where every namespace without a
+	// smartbackup.io/verify-endpoint annotation verifies; empty: its own server.
+	VerifyServer string `envconfig:"VERIFY_SERVER"`
 	// SyncTargetURL, when set, creates the 06:00 sync CronJob that copies the SmartERP
 	// volume (StorageURLSmartERP, which must then be file://) to this URL (Rubrik).
 	SyncTargetURL string `envconfig:"SYNC_TARGET_URL"`
@@ -355,6 +366,15 @@ func (c *Config) Validate() error {
 	}
 	if c.BackupSlotWait < time.Second {
 		bad("BACKUP_SLOT_WAIT_TIMEOUT", "must be at least 1s")
+	}
+	if _, err := ParseWindow(c.VerifyWindow); err != nil {
+		bad("VERIFY_WINDOW", "%v", err)
+	}
+	if c.VerifyWeekday < 0 || c.VerifyWeekday > 6 {
+		bad("VERIFY_WEEKDAY", "must be 0 (Sunday) to 6 (Saturday)")
+	}
+	if c.VerifyServer != "" && !validServer(c.VerifyServer) {
+		bad("VERIFY_SERVER", "must be empty (each namespace's own server), host or host:port")
 	}
 	if !ValidSchedule(c.SyncSchedule) {
 		bad("SYNC_SCHEDULE", "must be a five-field cron expression")
