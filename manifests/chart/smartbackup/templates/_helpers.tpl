@@ -13,3 +13,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "smartbackup.image" -}}{{ .repository }}:{{ .tag }}{{- end -}}
+
+{{/* "true" when a product's storage is a file:// volume: the per-namespace volumes. */}}
+{{- define "smartbackup.fileStorage" -}}
+{{- if or (hasPrefix "file://" .Values.storage.smarterp) (hasPrefix "file://" .Values.storage.sistemico) -}}
+{{- if not .Values.storage.volumeSource -}}
+{{- fail "storage.volumeSource is required with a file:// storage URL (nfs://SERVER/PATH or hostpath:///PATH?read_only_root=/PATH-RO)" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
