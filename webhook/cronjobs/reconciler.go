@@ -104,9 +104,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if _, err := r.delete(ctx, ns.Name, contract.BackupCronJobName); err != nil {
 			return reconcile.Result{}, err
 		}
+		if _, err := r.delete(ctx, ns.Name, contract.VerifyCronJobName); err != nil {
+			return reconcile.Result{}, err
+		}
 		return reconcile.Result{}, r.deleteVolumes(ctx, ns.Name)
 	case ns.Annotations[contract.AnnotationBackupOptOut] == "true":
 		r.forget(ns.Name)
+		if _, err := r.delete(ctx, ns.Name, contract.VerifyCronJobName); err != nil {
+			return reconcile.Result{}, err
+		}
 		deleted, err := r.delete(ctx, ns.Name, contract.BackupCronJobName)
 		if deleted {
 			r.event(ns.Name, corev1.EventTypeNormal, EventBackupRemoved, "Delete",
@@ -114,11 +120,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, err
 	case !n.Enabled():
+		// Nothing to verify while backups are suspended: the verify CronJob goes.
+		if _, err := r.delete(ctx, ns.Name, contract.VerifyCronJobName); err != nil {
+			return reconcile.Result{}, err
+		}
 		return reconcile.Result{}, r.suspend(ctx, ns.Name, ns.Labels[contract.LabelEnabled])
 	}
 
 	s, denial := inject.ParseBackup(n, r.Config)
 	plan, err := PlanFor(n, r.Config)
+	verifyServer, verr := VerifyServer(n, r.Config)
+	if err == nil {
+		err = verr
+	}
 	if denial != nil {
 		err = denial
 	}
@@ -134,6 +148,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		if err := r.apply(ctx, Backup(s, plan, r.Config)); err != nil {
 			setState(ns.Name, StateFailed)
+			return reconcile.Result{}, err
+		}
+		if err := r.reconcileVerify(ctx, s, verifyServer); err != nil {
 			return reconcile.Result{}, err
 		}
 		setState(ns.Name, StateScheduled)

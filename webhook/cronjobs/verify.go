@@ -1,6 +1,7 @@
 package cronjobs
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -63,4 +64,14 @@ func VerifyServer(ns inject.Namespace, cfg *config.Config) (string, error) {
 		return "", fmt.Errorf("namespace %q: annotation %s=%q: %w", ns.Name, contract.AnnotationVerifyEndpoint, v, err)
 	}
 	return v, nil
+}
+
+// reconcileVerify applies the namespace's verify CronJob, or deletes it when
+// VERIFY_ENABLED is false.
+func (r *Reconciler) reconcileVerify(ctx context.Context, s inject.Settings, server string) error {
+	if !r.Config.VerifyEnabled {
+		_, err := r.delete(ctx, s.Namespace, contract.VerifyCronJobName)
+		return err
+	}
+	return r.apply(ctx, Verify(s, server, r.Config))
 }
