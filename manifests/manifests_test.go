@@ -552,6 +552,40 @@ func TestAdmissionPolicies(t *testing.T) {
 				}
 			}
 		})
+		t.Run("the verify CronJob, and only as built", func(t *testing.T) {
+			n := inject.Namespace{Name: enabled, Labels: map[string]string{"smartbackup.io/enabled": "true", "smartbackup.io/product": "smarterp", "smartbackup.io/environment": "production"},
+				Annotations: map[string]string{"smartbackup.io/database-endpoint": "db.svc", "smartbackup.io/database-name": "erp"}}
+			s, d := inject.ParseBackup(n, cfg)
+			if d != nil {
+				t.Fatal(d)
+			}
+			verifyOf := func() *batchv1.CronJob {
+				cj := cronjobs.Verify(s, "verify-db.svc:5433", cfg)
+				cj.Namespace = enabled
+				return cj
+			}
+			if _, err := webhook.BatchV1().CronJobs(enabled).Create(ctx, verifyOf(), metav1.CreateOptions{}); err != nil {
+				t.Fatalf("the builder's own verify CronJob was refused: %v", err)
+			}
+			dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+			for name, mod := range map[string]func(*batchv1.CronJob){
+				"the verify CronJob running a backup": func(cj *batchv1.CronJob) { pod(cj).Containers[0].Args = []string{"backup"} },
+				"the backup CronJob running verify":   func(cj *batchv1.CronJob) { cj.Name = "smartbackup-backup" },
+				"verify with more arguments":          func(cj *batchv1.CronJob) { pod(cj).Containers[0].Args = []string{"verify", "--", "sh"} },
+				"verify with a command":               func(cj *batchv1.CronJob) { pod(cj).Containers[0].Command = []string{"/bin/sh"} },
+				"verify with another image":           func(cj *batchv1.CronJob) { pod(cj).Containers[0].Image = "attacker/tools:latest" },
+				"verify with a hostPath": func(cj *batchv1.CronJob) {
+					pod(cj).Volumes = append(pod(cj).Volumes, corev1.Volume{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
+				},
+				"verify in a namespace not enabled": func(cj *batchv1.CronJob) { cj.Namespace = plain },
+			} {
+				cj := verifyOf()
+				mod(cj)
+				if _, err := webhook.BatchV1().CronJobs(cj.Namespace).Create(ctx, cj, dry); err == nil || !strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+					t.Errorf("%s: create = %v, want a refusal by the policy", name, err)
+				}
+			}
+		})
 		t.Run("admitted: suspending in a namespace no longer enabled, and deleting its own", func(t *testing.T) {
 			cj := good(plain)
 			cj.Spec.Suspend = new(true)
