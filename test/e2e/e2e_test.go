@@ -83,6 +83,10 @@ type world struct {
 	bucket   string
 	store    storage.Store
 	forceBin string
+	// product labels the namespaces (Sistêmico unless set); chartValues is a values
+	// file for helm install, beside the settings installChart always makes.
+	product     string
+	chartValues string
 }
 
 const (
@@ -263,8 +267,13 @@ func (w *world) installChart() {
 	args := []string{"install", "smartbackup", filepath.Join(testenv.RepoRoot(), "manifests/chart/smartbackup"),
 		"--kubeconfig", w.cluster.KubeConfigPath, "--namespace", chartNS, "--create-namespace", "--wait", "--timeout", "3m",
 		"--set", "tls.mode=self", "--set", "images.pullPolicy=Never",
-		"--set", "storage.sistemico=" + w.bucket,
 		"--set", "monitoring.serviceMonitor=false", "--set", "monitoring.prometheusRule=false"}
+	if w.bucket != "" {
+		args = append(args, "--set", "storage.sistemico="+w.bucket)
+	}
+	if w.chartValues != "" {
+		args = append(args, "-f", w.chartValues)
+	}
 	for key, ref := range map[string]string{"webhook": testenv.ImageWebhook, "initrestore": testenv.ImageInitRestore, "cronbackup": testenv.ImageCronBackup} {
 		repo, tag := image(ref)
 		args = append(args, "--set", "images."+key+".repository="+repo, "--set", "images."+key+".tag="+tag)
@@ -298,7 +307,11 @@ func (w *world) installChart() {
 // namespace creates a labelled and annotated namespace and its database Secret.
 func (w *world) namespace(name, env, customer, source, db, user, password string) {
 	t := w.t
-	labels := map[string]string{contract.LabelEnabled: "true", contract.LabelProduct: contract.ProductSistemico,
+	product := w.product
+	if product == "" {
+		product = contract.ProductSistemico
+	}
+	labels := map[string]string{contract.LabelEnabled: "true", contract.LabelProduct: product,
 		contract.LabelEnvironment: env, contract.LabelCustomer: customer,
 		"pod-security.kubernetes.io/enforce": "restricted"}
 	if source != "" {
@@ -368,7 +381,8 @@ func (w *world) latestManifest(ns string) layout.Manifest {
 }
 
 // applyExampleDeployment creates the example's Deployment as written, with one change:
-// its dbaccess image becomes the stand-in built here (testenv.ImageDBAccess).
+// its dbaccess image becomes the stand-in built here (testenv.ImageDBAccess) (and its
+// product label w.product, when set).
 func (w *world) applyExampleDeployment(ns string) {
 	t := w.t
 	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "manifests/examples/dbaccess.yaml"))
@@ -394,6 +408,9 @@ func (w *world) applyExampleDeployment(ns string) {
 			if c := &d.Spec.Template.Spec.Containers[i]; c.Name == "dbaccess" {
 				c.Image = testenv.ImageDBAccess
 			}
+		}
+		if w.product != "" { // the same Deployment, for the other product
+			d.Spec.Template.Labels[contract.LabelProduct] = w.product
 		}
 		if _, err := w.cs.AppsV1().Deployments(ns).Create(t.Context(), &d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
