@@ -73,6 +73,7 @@ func (c *Config) validate() error {
 		{c.Port < 1 || c.Port > 65535, "DATABASE_PORT must be 1-65535"},
 		{c.VerifyPort < 1 || c.VerifyPort > 65535, "VERIFY_DATABASE_PORT must be 1-65535"},
 		{!identRE.MatchString(c.AdminUser), "DATABASE_ADMIN_USER must be a plain role name"},
+		{c.AdminPassword == "", "DATABASE_ADMIN_PASSWORD must not be empty"},
 		{!identRE.MatchString(c.MaintenanceDatabase), "VERIFY_MAINTENANCE_DATABASE must be a plain database name"},
 		{layout.ValidNamespace(c.Namespace) != nil, "NAMESPACE must be a Kubernetes namespace name"},
 		{c.WaitTimeout <= 0, "DATABASE_WAIT_TIMEOUT must be positive"},
