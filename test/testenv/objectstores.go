@@ -109,6 +109,19 @@ func StartS3(tb testing.TB) *S3 {
 			"--console-address", fmt.Sprintf("127.0.0.1:%d", console), "--quiet")
 		onStop(func() { p.stop(syscall.SIGTERM) })
 		waitHTTP(tb, p, inst.Endpoint+"/minio/health/ready")
+		// Ready can answer before the object layer is up ("XMinioServerNotInitialized"
+		// on a loaded machine): wait until it lists buckets.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			_, err := inst.Client().ListBuckets(context.Background(), &s3.ListBucketsInput{})
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("MinIO answers ready but does not list buckets within 60s: %v; log: %s", err, tail(p.log))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		for k, v := range map[string]string{
 			"AWS_ACCESS_KEY_ID": inst.AccessKey, "AWS_SECRET_ACCESS_KEY": inst.SecretKey,
 			"AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",

@@ -346,7 +346,10 @@ func build(s Settings, cfg *config.Config) injection {
 	if s.StoragePath != "" {
 		// The namespace's own directory and its source's, each a volume of that
 		// directory alone, read-only: the restore never writes backups.
-		for _, ns := range uniq(s.RestoreSource, s.Namespace) {
+		// The own directory first: a pod copied from a namespace restoring from
+		// itself (production) keeps that volume's place and gains the source's after it,
+		// as a fresh pod has them.
+		for _, ns := range uniq(s.Namespace, s.RestoreSource) {
 			v := BackupVolume(ns != s.Namespace, true)
 			mounts = append(mounts, corev1.VolumeMount{Name: v.Name, MountPath: path.Join(s.StoragePath, ns), ReadOnly: true})
 			volumes = append(volumes, v)

@@ -370,7 +370,7 @@ func TestParseNamespaceDefaults(t *testing.T) {
 	}
 	want := inject.Settings{
 		Namespace: "acme-prd", Product: contract.ProductSmartERP, Environment: contract.EnvironmentProduction, Customer: "acme",
-		RestoreSource: "acme-prd", StorageURL: "file:///backup", StoragePath: "/backup", Endpoint: "postgres.db.svc", Port: 5432, DatabaseName: "erp",
+		RestoreSource: "acme-prd", StorageURL: "file:///backup?namespace_marker=true", StoragePath: "/backup", Endpoint: "postgres.db.svc", Port: 5432, DatabaseName: "erp",
 		Codepage: "UTF8", SecretName: contract.DefaultDatabaseSecret, OnMissingBackup: contract.OnMissingEmpty,
 	}
 	if s != want {
