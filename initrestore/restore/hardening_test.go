@@ -478,3 +478,36 @@ func TestPostgres12NeedsSuperuserForExtensions(t *testing.T) {
 		t.Fatalf("databases left: %v", dbs)
 	}
 }
+
+// TestPublicSchemaCommentCannotInject: the administrator runs production's comment on
+// public with the simple query protocol. A comment written to break out of its literal
+// where backslashes escape quotes (standard_conforming_strings off, a legacy server's
+// setting) must stay a comment: the administrator's session sets it on.
+func TestPublicSchemaCommentCannotInject(t *testing.T) {
+	const text = `x\';CREATE ROLE smartbackup_injected SUPERUSER;--`
+	src := customSource(t, 15, []string{`COMMENT ON SCHEMA public IS 'x\'';CREATE ROLE smartbackup_injected SUPERUSER;--'`}, people[:1])
+	url := "file://" + t.TempDir()
+	writeCronbackup(t, src, url, prodNS)
+	tg := newTarget(t, src.PG, url, "cliente-hml", prodNS)
+	tg.pg.Exec(t, "postgres", "ALTER ROLE "+tg.pg.User+" SET standard_conforming_strings = off")
+	t.Cleanup(func() {
+		tg.pg.Exec(t, "postgres", "ALTER ROLE "+tg.pg.User+" RESET standard_conforming_strings", "DROP ROLE IF EXISTS smartbackup_injected")
+	})
+	if _, logs, err := tg.run(t, nil); err != nil {
+		t.Fatalf("restore: %v\n%s", err, logs)
+	}
+	var injected bool
+	if err := tg.pg.Connect(t, "postgres").QueryRow(t.Context(), "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = 'smartbackup_injected')").Scan(&injected); err != nil {
+		t.Fatal(err)
+	}
+	if injected {
+		t.Fatal("production's comment on public created a superuser on the target server")
+	}
+	var comment string
+	if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), "SELECT coalesce(obj_description('public'::regnamespace, 'pg_namespace'), '')").Scan(&comment); err != nil {
+		t.Fatal(err)
+	}
+	if comment != text {
+		t.Fatalf("public's comment is %q, want %q", comment, text)
+	}
+}

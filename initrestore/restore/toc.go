@@ -118,6 +118,13 @@ func (r *run) applyAsAdmin(ctx context.Context, stmts []AdminStatement) error {
 		return exitcode.Wrap(ExitDatabase, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// The statements run with the simple query protocol and were checked as literals
+	// with standard-conforming quoting, as pg_dump writes them: a session where
+	// backslashes escape quotes (a server or role default) would let a comment end its
+	// literal early and run what follows as the administrator.
+	if _, err := conn.Exec(ctx, "SET standard_conforming_strings = on"); err != nil {
+		return exitcode.Wrap(ExitDatabase, fmt.Errorf("setting standard_conforming_strings for the administrator's statements: %w", pg.RedactServerError(err)))
+	}
 	for _, st := range stmts {
 		if _, err := conn.Exec(ctx, st.SQL); err != nil {
 			r.log.Info("archive entry skipped: the administrator may not apply it either", "entry", st.Entry, "error", pg.RedactServerError(err).Error())

@@ -60,7 +60,8 @@ func TestPlanTOCKeepsTheLinesAfterAHugeOne(t *testing.T) {
 
 // FuzzParseDefinitions: the administrator runs what ParseDefinitions returns, so each
 // statement must be exactly one COMMENT ON SCHEMA public with a single literal, taken
-// whole from one line of the archive's SQL.
+// whole from the archive's SQL. The literal may span lines (pg_dump writes a comment's
+// newlines as they are; the fuzzer's 3c408531381ac8b2 is one): it is still one literal.
 func FuzzParseDefinitions(f *testing.F) {
 	f.Add("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;\nCOMMENT ON SCHEMA public IS 'standard public schema';\n")
 	f.Add("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA \"Ext\"\"s\";\nCOMMENT ON SCHEMA public IS 'it''s; DROP TABLE x; --';\n")
@@ -68,7 +69,7 @@ func FuzzParseDefinitions(f *testing.F) {
 		d := restore.ParseDefinitions(sql)
 		for _, st := range d.AdminStatements {
 			lit, ok := strings.CutPrefix(st.SQL, "COMMENT ON SCHEMA public IS '")
-			if !ok || !strings.HasSuffix(lit, "';") || strings.Contains(st.SQL, "\n") {
+			if !ok || !strings.HasSuffix(lit, "';") {
 				t.Fatalf("administrator statement %q is not one COMMENT ON SCHEMA public", st.SQL)
 			}
 			if body := strings.ReplaceAll(strings.TrimSuffix(lit, "';"), "''", ""); strings.Contains(body, "'") {
