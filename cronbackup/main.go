@@ -26,6 +26,7 @@ import (
 	"github.com/smartbackup/smartbackup/cronbackup/status"
 	"github.com/smartbackup/smartbackup/cronbackup/sync"
 	"github.com/smartbackup/smartbackup/cronbackup/verify"
+	"github.com/smartbackup/smartbackup/internal/contract"
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 	"github.com/smartbackup/smartbackup/internal/logging"
 	"github.com/smartbackup/smartbackup/internal/storage"
@@ -47,20 +48,36 @@ func run(ctx context.Context, args []string) int {
 	log := logging.FromEnv("cronbackup").WithValues("command", cmd)
 	switch cmd {
 	case "backup":
+		start := time.Now()
+		// The outcome, without data, as the container's termination message (the
+		// webhook makes an Event and metrics of it).
+		summarize := func(s contract.Summary) {
+			s.Kind, s.Seconds = contract.SummaryBackup, contract.SummaryDuration(time.Since(start))
+			s.Outcome = contract.OutcomeSucceeded
+			if s.ExitCode != 0 {
+				s.Outcome, s.Reason = contract.OutcomeFailed, contract.ExitMeaning(contract.SummaryBackup, s.ExitCode)
+			}
+			if err := contract.WriteSummary(s); err != nil {
+				log.V(1).Info("no termination message written", "error", err.Error())
+			}
+		}
 		cfg, err := backup.LoadConfig()
 		if err != nil {
 			log.Error(err, "configuration error")
+			summarize(contract.Summary{ExitCode: backup.ExitConfig})
 			return backup.ExitConfig
 		}
 		res, err := backup.Run(ctx, log, cfg)
 		if err != nil {
 			code := exitcode.Of(err, backup.ExitUnexpected)
 			log.Error(err, "backup failed", "exitCode", code)
+			summarize(contract.Summary{ExitCode: code})
 			return code
 		}
 		m := res.Manifest
 		log.Info("backup complete", "object", m.Object, "bytes", m.Size, "sha256", m.SHA256,
 			"duration", res.Duration.Round(1e6).String(), "pruned", len(res.Pruned), "namespace", m.Namespace)
+		summarize(contract.Summary{Object: m.Object, SHA256: m.SHA256})
 		return 0
 	case "sync":
 		cfg, err := sync.LoadConfig()
