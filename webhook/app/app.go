@@ -36,6 +36,7 @@ import (
 	"github.com/smartbackup/smartbackup/webhook/certs"
 	"github.com/smartbackup/smartbackup/webhook/config"
 	"github.com/smartbackup/smartbackup/webhook/cronjobs"
+	"github.com/smartbackup/smartbackup/webhook/outcomes"
 )
 
 // Name is the component name: the event reporter, the leader-election lease and the
@@ -65,7 +66,12 @@ type Webhook struct {
 // its provisioning Jobs (in its own namespace only).
 func cacheScope(cfg *config.Config) map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(labels.Set{contract.LabelManagedBy: contract.ManagedBy})
-	m := map[client.Object]cache.ByObject{&batchv1.CronJob{}: {Label: managed}}
+	products, _ := labels.Parse(contract.LabelProduct + " in (" + contract.ProductSmartERP + "," + contract.ProductSistemico + ")")
+	m := map[client.Object]cache.ByObject{
+		&batchv1.CronJob{}: {Label: managed},
+		// dbaccess pods and backup Jobs' pods, for their outcomes (package outcomes).
+		&corev1.Pod{}: {Label: products},
+	}
 	if cfg.Volume().Kind != "" {
 		m[&corev1.PersistentVolume{}] = cache.ByObject{Label: managed}
 		m[&corev1.PersistentVolumeClaim{}] = cache.ByObject{Label: managed}
@@ -129,6 +135,9 @@ func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, e
 	})))
 	if err := (&cronjobs.Reconciler{Client: mgr.GetClient(), Config: cfg, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("registering the CronJob reconciler: %w", err)
+	}
+	if err := (&outcomes.Watcher{Client: mgr.GetClient(), Recorder: recorder, Since: time.Now()}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("registering the outcome watcher: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding the health check: %w", err)

@@ -22,7 +22,9 @@ func FuzzParseVolume(f *testing.F) {
 		if err != nil {
 			return
 		}
-		clean := func(p string) bool { return path.IsAbs(p) && path.Clean(p) == p && p != "/" && !strings.Contains(p, "\n") }
+		clean := func(p string) bool {
+			return path.IsAbs(p) && path.Clean(p) == p && p != "/" && !strings.Contains(p, "\n")
+		}
 		switch v.Kind {
 		case config.VolumeNFS:
 			if v.Server == "" || !clean(v.Root) || v.ReadOnlyRoot != "" {

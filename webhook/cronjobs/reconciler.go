@@ -137,11 +137,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		err = denial
 	}
 	if err == nil {
-		wait, err := r.reconcileVolumes(ctx, r.volumeSettings(ctx, n, s))
-		if err != nil {
-			setState(ns.Name, StateFailed)
-			return reconcile.Result{}, err
-		}
+		// The CronJob does not wait for the volumes: a volume that cannot be made yet
+		// is retried, and the state says failed until it is there.
+		wait, volErr := r.reconcileVolumes(ctx, r.volumeSettings(ctx, n, s))
 		if err := r.place(ctx, ns.Name, &plan); err != nil {
 			setState(ns.Name, StateFailed)
 			return reconcile.Result{}, err
@@ -152,6 +150,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		if err := r.reconcileVerify(ctx, s, verifyServer); err != nil {
 			return reconcile.Result{}, err
+		}
+		if volErr != nil {
+			setState(ns.Name, StateFailed)
+			return reconcile.Result{}, volErr
 		}
 		setState(ns.Name, StateScheduled)
 		return reconcile.Result{RequeueAfter: wait}, nil
