@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,7 @@ import (
 	"github.com/smartbackup/smartbackup/test/fixture"
 	"github.com/smartbackup/smartbackup/test/testenv"
 	"github.com/smartbackup/smartbackup/webhook/admission"
+	"github.com/smartbackup/smartbackup/webhook/outcomes"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -164,6 +166,27 @@ func TestUserStory(t *testing.T) {
 	s.evidence("pod %s, restart %d of its init container: %s", pod.Name, initStatus(pod).RestartCount, sum)
 	s.evidence("restore record: %s", rec)
 
+	s.step("The outcomes are in Kubernetes: the termination message, Events on the pod, the webhook's metrics")
+	msg := initStatus(pod).State.Terminated.Message
+	got, err := contract.ParseSummary(msg)
+	if err != nil || got.Outcome != "restored" || got.Object != m.Object || got.SHA256 != m.SHA256 {
+		t.Fatalf("termination message %q (%v), want the restore of %s", msg, err, m.Object)
+	}
+	s.evidence("termination message (kubectl describe pod): %s", strings.TrimSpace(msg))
+	for _, reason := range []string{outcomes.EventRestoreFailed, outcomes.EventRestored} {
+		ev := w.waitEvent(hmlNS, reason)
+		s.evidence("Event %s on %s/%s: %s", ev.Reason, ev.Regarding.Kind, ev.Regarding.Name, ev.Note)
+	}
+	ev := w.waitEvent(prodNS, outcomes.EventBackedUp)
+	s.evidence("Event %s on %s/%s: %s", ev.Reason, ev.Regarding.Kind, ev.Regarding.Name, ev.Note)
+	for _, series := range []string{
+		`smartbackup_restores_total{namespace="` + hmlNS + `",outcome="failed"}`,
+		`smartbackup_restores_total{namespace="` + hmlNS + `",outcome="restored"}`,
+		`smartbackup_backups_total{namespace="` + prodNS + `",outcome="succeeded"}`,
+	} {
+		s.evidence("%s %s", series, w.metric(series))
+	}
+
 	s.step("dbaccess booted on the restored database")
 	boot := w.waitLog(pod, "dbaccess", "dbaccess ready")
 	s.evidence("%s", boot)
@@ -214,7 +237,7 @@ func TestUserStory(t *testing.T) {
 	s.step("A namespace of another customer pointing at %s is denied", prodNS)
 	w.namespace(otherNS, "homologation", "outro", prodNS, "outro_hml", "outro_hml", "x")
 	w.applyExampleDeployment(otherNS)
-	ev := w.waitEvent(otherNS, admission.EventRestoreSourceDenied)
+	ev = w.waitEvent(otherNS, admission.EventRestoreSourceDenied)
 	s.evidence("Event %s on %s/%s: %s", ev.Reason, ev.Regarding.Kind, ev.Regarding.Name, ev.Note)
 	if pods, _ := w.cs.CoreV1().Pods(otherNS).List(t.Context(), metav1.ListOptions{}); len(pods.Items) != 0 {
 		t.Fatalf("%d pods exist in %s", len(pods.Items), otherNS)
@@ -605,4 +628,35 @@ func deref[T any](p *T) (v T) {
 		v = *p
 	}
 	return v
+}
+
+// metric waits until one of the webhook's pods (the leader) exports series with a
+// positive value, scraped over the pod network as Prometheus would, and returns it.
+func (w *world) metric(series string) string {
+	var value string
+	w.eventually(series, func() bool {
+		pods, err := w.cs.CoreV1().Pods(chartNS).List(w.t.Context(), metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, p := range pods.Items {
+			if p.Status.PodIP == "" {
+				continue
+			}
+			resp, err := http.Get("http://" + p.Status.PodIP + ":8080/metrics")
+			if err != nil {
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, series+" "); ok && v != "0" {
+					value = v
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return value
 }
