@@ -123,7 +123,11 @@ type serverInfo struct {
 
 // inspectServer connects once to learn what pg_dump must match.
 func (r *run) inspectServer(ctx context.Context) (serverInfo, error) {
-	conn, err := pg.WaitConnect(ctx, r.log, r.cfg.conn(), r.cfg.WaitTimeout)
+	// Its own application name: in pg_stat_activity, smartbackup-cronbackup is the dump
+	// (what the dump slots bound), not this look before the slot is taken.
+	c := r.cfg.conn()
+	c.AppName = "smartbackup-inspect"
+	conn, err := pg.WaitConnect(ctx, r.log, c, r.cfg.WaitTimeout)
 	if err != nil {
 		return serverInfo{}, exitcode.Wrap(ExitDatabase, err)
 	}
