@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
@@ -234,11 +235,19 @@ func Load() (*Config, error) {
 	return &c, nil
 }
 
-// cronRE accepts five space-separated cron fields (the apiserver validates further).
+// cronRE accepts five space-separated cron fields; the parser the apiserver's CronJob
+// validation uses then checks their ranges (so "99 99 * * *" is refused here, with an
+// Event, instead of failing every server-side apply).
 var cronRE = regexp.MustCompile(`^[0-9*/,\-A-Za-z?]+( [0-9*/,\-A-Za-z?]+){4}$`)
 
 // ValidSchedule reports whether s looks like a five-field cron expression.
-func ValidSchedule(s string) bool { return len(s) <= 100 && cronRE.MatchString(s) }
+func ValidSchedule(s string) bool {
+	if len(s) > 100 || !cronRE.MatchString(s) {
+		return false
+	}
+	_, err := cron.ParseStandard(s)
+	return err == nil
+}
 
 // Validate checks the configuration and prepares the parsed selector. Every problem
 // is reported, each naming its variable.

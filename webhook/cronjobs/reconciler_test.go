@@ -380,3 +380,30 @@ func waitEvent(t *testing.T, c client.Client, ns, eventType, reason, note string
 		return fmt.Errorf("no %s Event on namespace %s among %d", reason, ns, len(evs.Items))
 	})
 }
+
+// TestSchedulesAsTheAPIServerSeesThem: a schedule annotation the webhook accepts is one
+// the apiserver accepts, and one it refuses is refused here too (before, "99 99 * * *"
+// passed the webhook's check and then failed every server-side apply, with no Event).
+func TestSchedulesAsTheAPIServerSeesThem(t *testing.T) {
+	kube := testenv.StartKube(t)
+	c, err := client.New(kube.Config, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.RandomName("schedules-")
+	if err := c.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sched := range []string{"0 21 * * *", "15 22 * * 1-5", "*/20 21-22 * * MON-FRI", "0 0 29 2 *", "0 21 * * 7",
+		"99 99 * * *", "0 25 * * *", "60 21 * * *", "0 21 32 * *", "0 21 * 13 *", "0 21 * * 8", "*/0 * * * *", "5-1 * * * *", "0 21 * * FOO"} {
+		cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: ns}, Spec: batchv1.CronJobSpec{
+			Schedule: sched,
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}},
+		}}
+		apiErr := c.Create(t.Context(), cj, client.DryRunAll)
+		if ours := config.ValidSchedule(sched); ours != (apiErr == nil) {
+			t.Errorf("%q: ValidSchedule %v, the apiserver: %v", sched, ours, apiErr)
+		}
+	}
+}
