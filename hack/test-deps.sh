@@ -8,7 +8,7 @@
 #     (customers run 12; the package carries initdb, pg_ctl and postgres only, the
 #     client tools come from Debian);
 #   - the GCS emulator, MinIO, etcd, kube-apiserver, kube-controller-manager,
-#     kube-scheduler, kubelet, kube-proxy and kubectl, helm and kustomize, built from
+#     kube-scheduler, kubelet, kube-proxy and kubectl, helm, kustomize and promtool, built from
 #     source through the Go module proxy (hack/tools/build.sh, cached).
 # Everything lands in ${SMARTBACKUP_TOOLS:-<repo>/.cache/tools}, an ignored folder.
 set -euo pipefail

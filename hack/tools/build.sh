@@ -2,12 +2,13 @@
 # Builds the test servers from source through the Go module proxy and caches them in an
 # ignored folder, rebuilding only when a tools module's go.mod/go.sum changes.
 #
-#   hack/tools/build.sh [gcs|minio|kube|manifests|all]
+#   hack/tools/build.sh [gcs|minio|kube|manifests|promtool|all]
 #
 # Binaries land in ${SMARTBACKUP_TOOLS:-<repo>/.cache/tools}/bin:
 #   fake-gcs-server, minio, etcd, kube-apiserver, kube-controller-manager, helm, kustomize
 # (the last three form the KUBEBUILDER_ASSETS folder for controller-runtime's envtest),
-# and the test cluster's node binaries kube-scheduler, kubelet, kube-proxy and kubectl.
+# the test cluster's node binaries kube-scheduler, kubelet, kube-proxy and kubectl, and
+# promtool (the chart's alerting rules are checked and unit-tested with it).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -48,6 +49,7 @@ manifests | all)
 	build helm "$here/helm" helm.sh/helm/v3/cmd/helm:helm
 	build kustomize "$here/kustomize" sigs.k8s.io/kustomize/kustomize/v5:kustomize
 	;;&
+promtool | all) build promtool "$here/promtool" github.com/prometheus/prometheus/cmd/promtool:promtool ;;&
 kube | all)
 	# Stamped with their release (else they report v0.0.0-master+$Format:%H$); keep in
 	# step with the k8s.io/kubernetes version in kube/go.mod.
@@ -63,9 +65,9 @@ kube | all)
 		k8s.io/kubernetes/cmd/kube-proxy:kube-proxy \
 		k8s.io/kubernetes/cmd/kubectl:kubectl
 	;;
-gcs | minio | manifests) ;;
+gcs | minio | manifests | promtool) ;;
 *)
-	echo "usage: $0 [gcs|minio|kube|manifests|all]" >&2
+	echo "usage: $0 [gcs|minio|kube|manifests|promtool|all]" >&2
 	exit 2
 	;;
 esac
