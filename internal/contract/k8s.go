@@ -73,6 +73,11 @@ const (
 	// read-only into the restore init container and the backup CronJob, with
 	// DATABASE_SSLROOTCERT pointing at it. Required by verify-ca and verify-full.
 	AnnotationDatabaseCAConfigMap = "smartbackup.io/database-ca-configmap"
+	// AnnotationRestoreCPU and AnnotationRestoreMemory set the restore init
+	// container's CPU and memory, request and limit alike (a Guaranteed dbaccess pod
+	// stays Guaranteed), instead of RESTORE_CPU / RESTORE_MEMORY.
+	AnnotationRestoreCPU    = "smartbackup.io/restore-cpu"
+	AnnotationRestoreMemory = "smartbackup.io/restore-memory"
 	// AnnotationDatabaseCASecret is AnnotationDatabaseCAConfigMap's alternative: a
 	// Secret with the key ca.crt. At most one of the two.
 	AnnotationDatabaseCASecret = "smartbackup.io/database-ca-secret"

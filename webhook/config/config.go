@@ -79,10 +79,13 @@ type Config struct {
 	RestoreOnMissingBackup string `envconfig:"RESTORE_ON_MISSING_BACKUP" default:"fail"`
 
 	// RestoreCPURequest … RestoreMemoryLimit are the init container's resources.
-	RestoreCPURequest    Quantity `envconfig:"RESTORE_CPU_REQUEST" default:"250m"`
-	RestoreMemoryRequest Quantity `envconfig:"RESTORE_MEMORY_REQUEST" default:"256Mi"`
-	RestoreCPULimit      Quantity `envconfig:"RESTORE_CPU_LIMIT" default:"2"`
-	RestoreMemoryLimit   Quantity `envconfig:"RESTORE_MEMORY_LIMIT" default:"1Gi"`
+	// Requests equal limits by default, so that a Guaranteed dbaccess pod stays
+	// Guaranteed (every container, init containers too, must have them equal);
+	// namespaces override both with smartbackup.io/restore-cpu and -memory.
+	RestoreCPURequest    Quantity `envconfig:"RESTORE_CPU_REQUEST" default:"500m"`
+	RestoreMemoryRequest Quantity `envconfig:"RESTORE_MEMORY_REQUEST" default:"512Mi"`
+	RestoreCPULimit      Quantity `envconfig:"RESTORE_CPU_LIMIT" default:"500m"`
+	RestoreMemoryLimit   Quantity `envconfig:"RESTORE_MEMORY_LIMIT" default:"512Mi"`
 	// ScratchSize is the size limit of the restore's scratch emptyDir (/scratch),
 	// where the archive is spooled for a parallel pg_restore.
 	ScratchSize Quantity `envconfig:"SCRATCH_SIZE" default:"20Gi"`

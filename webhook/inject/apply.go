@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/smartbackup/smartbackup/internal/contract"
 	"github.com/smartbackup/smartbackup/webhook/config"
@@ -378,7 +379,7 @@ func build(s Settings, cfg *config.Config) injection {
 			Image:                    cfg.InitRestoreImage,
 			ImagePullPolicy:          cfg.ImagePullPolicy,
 			Env:                      env,
-			Resources:                Resources(cfg.RestoreCPURequest, cfg.RestoreMemoryRequest, cfg.RestoreCPULimit, cfg.RestoreMemoryLimit),
+			Resources:                restoreResources(s, cfg),
 			VolumeMounts:             mounts,
 			SecurityContext:          SecurityContext(cfg),
 			TerminationMessagePath:   corev1.TerminationMessagePathDefault,
@@ -474,6 +475,19 @@ func FieldEnv(name, fieldPath string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
 		FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: fieldPath},
 	}}
+}
+
+// restoreResources are the init container's: the namespace's annotations (request and
+// limit alike), else the configuration's.
+func restoreResources(s Settings, cfg *config.Config) corev1.ResourceRequirements {
+	r := Resources(cfg.RestoreCPURequest, cfg.RestoreMemoryRequest, cfg.RestoreCPULimit, cfg.RestoreMemoryLimit)
+	for name, v := range map[corev1.ResourceName]string{corev1.ResourceCPU: s.RestoreCPU, corev1.ResourceMemory: s.RestoreMemory} {
+		if v != "" {
+			q := resource.MustParse(v) // canonical, from parseRestore
+			r.Requests[name], r.Limits[name] = q, q
+		}
+	}
+	return r
 }
 
 // Resources is a container's requests and limits.

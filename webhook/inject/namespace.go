@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/smartbackup/smartbackup/internal/contract"
@@ -63,6 +64,10 @@ type Settings struct {
 	OnMissingBackup string
 	RequestID       string
 	RequestSource   string
+
+	// RestoreCPU and RestoreMemory, when set, are the init container's request and
+	// limit (canonical quantities); otherwise the configuration's.
+	RestoreCPU, RestoreMemory string
 }
 
 var (
@@ -285,6 +290,22 @@ func parseExtensions(v string) (string, string) {
 }
 
 func parseRestore(ns string, a map[string]string, cfg *config.Config, s *Settings) *Denial {
+	for _, r := range []struct {
+		key  string
+		max  string
+		dest *string
+	}{{contract.AnnotationRestoreCPU, "16", &s.RestoreCPU}, {contract.AnnotationRestoreMemory, "64Gi", &s.RestoreMemory}} {
+		v, ok := a[r.key]
+		if !ok {
+			continue
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() <= 0 || q.Cmp(resource.MustParse(r.max)) > 0 {
+			return &Denial{ReasonInvalidRestoreRequest, fmt.Sprintf("namespace %q: annotation %s=%q must be a positive quantity of at most %s",
+				ns, r.key, v, r.max)}
+		}
+		*r.dest = q.String()
+	}
 	if v, ok := a[contract.AnnotationMaskingConfigMap]; ok {
 		if len(validation.IsDNS1123Subdomain(v)) > 0 {
 			return &Denial{ReasonInvalidRestoreRequest, fmt.Sprintf("namespace %q: annotation %s=%q must be a ConfigMap name",
