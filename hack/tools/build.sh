@@ -16,14 +16,14 @@ root=$(cd "$here/../.." && pwd)
 out=${SMARTBACKUP_TOOLS:-$root/.cache/tools}
 mkdir -p "$out/bin" "$out/stamps"
 
-# build NAME MODULE_DIR TARGET:OUTPUT...  (RECIPE and LDFLAGS from the environment)
+# build NAME MODULE_DIR TARGET:OUTPUT...  (RECIPE, LDFLAGS and TAGS from the environment)
 build() {
 	local name=$1 dir=$2
 	shift 2
 	local stamp="$out/stamps/$name" want
 	# The cache key: the module's pinned versions and the recipe below (bump it when the
 	# build command changes).
-	want=$( (echo "recipe ${RECIPE:-1}"; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
+	want=$( (echo "recipe ${RECIPE:-1}${TAGS:+ tags $TAGS}"; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
 	local missing=0 pair
 	for pair in "$@"; do
 		[ -x "$out/bin/${pair#*:}" ] || missing=1
@@ -35,7 +35,7 @@ build() {
 	local start=$SECONDS
 	echo "tools: building $name (first build is slow; it is cached afterwards)"
 	for pair in "$@"; do
-		(cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags="${LDFLAGS:--s -w}" -o "$out/bin/${pair#*:}" "${pair%%:*}")
+		(cd "$dir" && CGO_ENABLED=0 go build -trimpath ${TAGS:+-tags="$TAGS"} -ldflags="${LDFLAGS:--s -w}" -o "$out/bin/${pair#*:}" "${pair%%:*}")
 	done
 	echo "$want" >"$stamp"
 	echo "tools: built $name in $((SECONDS - start))s"
@@ -49,7 +49,9 @@ manifests | all)
 	build helm "$here/helm" helm.sh/helm/v3/cmd/helm:helm
 	build kustomize "$here/kustomize" sigs.k8s.io/kustomize/kustomize/v5:kustomize
 	;;&
-promtool | all) build promtool "$here/promtool" github.com/prometheus/prometheus/cmd/promtool:promtool ;;&
+# Only check rules and test rules are used: without Prometheus' service discoveries (the
+# cloud SDKs): 1117 packages instead of 1364.
+promtool | all) TAGS=remove_all_sd build promtool "$here/promtool" github.com/prometheus/prometheus/cmd/promtool:promtool ;;&
 kube | all)
 	# Stamped with their release (else they report v0.0.0-master+$Format:%H$); keep in
 	# step with the k8s.io/kubernetes version in kube/go.mod.
