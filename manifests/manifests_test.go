@@ -616,6 +616,19 @@ func TestAdmissionPolicies(t *testing.T) {
 		}
 		own, src := claims[0], claims[1]
 		dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+		// Each policy takes effect once the apiserver has loaded it.
+		probe := own.PV.DeepCopy()
+		probe.Spec.NFS.Server = "probe.example"
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			_, err := webhook.CoreV1().PersistentVolumes().Create(ctx, probe, dry)
+			if err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the volumes policy is not enforced after 30s (last: %v)", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		for _, cl := range claims {
 			if _, err := webhook.CoreV1().PersistentVolumes().Create(ctx, cl.PV, dry); err != nil {
 				t.Fatalf("the builder's own PersistentVolume %s was refused: %v", cl.PV.Name, err)
