@@ -34,8 +34,9 @@ demo: tools ## The user's story on a real node, narrated: label a namespace, dep
 	  echo; echo "demo: everything ran on this machine and is stopped and removed; full log in .cache/demo.log"
 
 .PHONY: test
-test: tools ## Run every test against real servers (installs them first)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+test: tools ## Run every test against real servers (installs them first); the story on the real node last, alone
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/test/e2e$$')
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./test/e2e
 
 .PHONY: test-short
 test-short: ## Run the tests that need no server

@@ -570,7 +570,8 @@ func (w *world) record(db string) string {
 
 func (w *world) eventually(what string, cond func() bool) {
 	w.t.Helper()
-	err := wait.PollUntilContextTimeout(w.t.Context(), 200*time.Millisecond, 3*time.Minute, true, func(context.Context) (bool, error) { return cond(), nil })
+	// Generous: on a loaded machine a pod's first start can take minutes.
+	err := wait.PollUntilContextTimeout(w.t.Context(), 200*time.Millisecond, 6*time.Minute, true, func(context.Context) (bool, error) { return cond(), nil })
 	if err != nil {
 		w.dumpPods("")
 		w.t.Fatalf("waiting for %s: %v", what, err)
