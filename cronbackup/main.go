@@ -156,7 +156,7 @@ func runStatus(ctx context.Context, log logr.Logger, args []string) int {
 // namespace, with the whole volume mounted.
 func runProvision(log logr.Logger, args []string) int {
 	if len(args) < 2 {
-		log.Error(errors.New("usage: cronbackup provision file:///VOLUME NAMESPACE..."), "configuration error")
+		log.Error(errors.New("usage: cronbackup provision file:///VOLUME NAMESPACE [NAMESPACE…]"), "configuration error")
 		return backup.ExitConfig
 	}
 	loc, err := storage.ParseURL(args[0])
