@@ -160,6 +160,8 @@ func TestChartAndKustomizeApply(t *testing.T) {
 		"chart, self-managed TLS": helm(t, "--api-versions", "monitoring.coreos.com/v1", "--set", "tls.mode=self"),
 		"chart, Rubrik sync on":   helm(t, "--api-versions", "monitoring.coreos.com/v1", "--set", "sync.targetURL=file:///rubrik", "--set", "sync.targetClaim=rubrik-managed-volume", "--set", "storage.sistemico=gs://erp-backups"),
 		"kustomize base":          kustomize(t, "kustomize/base"),
+		// Every value set (scheduling, digests, a NetworkPolicy, extraEnv, …).
+		"chart, every value": helm(t, "--api-versions", "monitoring.coreos.com/v1", "-f", "testdata/values-max.yaml"),
 	}
 	c.namespace(t, "smartbackup")
 	for name, b := range renders {

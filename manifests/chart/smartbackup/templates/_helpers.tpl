@@ -12,7 +12,15 @@ app.kubernetes.io/name: smartbackup-webhook
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{- define "smartbackup.image" -}}{{ .repository }}:{{ .tag }}{{- end -}}
+{{/* repository@digest when a digest pins the image, else repository:tag. */}}
+{{- define "smartbackup.image" -}}{{ .repository }}{{ if .digest }}@{{ .digest }}{{ else }}:{{ .tag }}{{ end }}{{- end -}}
+
+{{/* SMARTBACKUP_DBACCESS_LABEL: dbaccess.labels as a selector, keys sorted. */}}
+{{- define "smartbackup.dbaccessLabel" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := .Values.dbaccess.labels -}}{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
 
 {{/* "true" when a product's storage is a file:// volume: the per-namespace volumes. */}}
 {{- define "smartbackup.fileStorage" -}}
