@@ -62,7 +62,7 @@ lint: ## gofmt, go vet, staticcheck (pinned), shellcheck, go mod tidy check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet -tags bench ./...
 	$(GO) run $(STATICCHECK) -tags bench ./...
-	shellcheck $$(git ls-files '*.sh' '.ci/run' 'hack/backup-status')
+	shellcheck $$(git ls-files '*.sh' '.ci/run')
 	$(GO) mod tidy -diff
 
 .PHONY: clean

@@ -57,69 +57,22 @@ const (
 	ExitNoBackup = 10
 )
 
+// The verification result's format is layout's (NS/database_<ts>.verify.json), read
+// by the operator tools too.
+type (
+	Result   = layout.Verification
+	Figures  = layout.VerificationFigures
+	Mismatch = layout.Mismatch
+)
+
 // Verdicts of a result.
 const (
-	VerdictPassed = "passed"
-	VerdictFailed = "failed"
+	VerdictPassed = layout.VerdictPassed
+	VerdictFailed = layout.VerdictFailed
 )
 
 // ResultVersion is the verify.json format written by this code.
-const ResultVersion = 1
-
-// Result is NS/database_<ts>.verify.json: what a verification found, in figures and
-// names only.
-type Result struct {
-	Version   int    `json:"version"`
-	Verdict   string `json:"verdict"`
-	Namespace string `json:"namespace"`
-	Object    string `json:"object"`
-	SHA256    string `json:"sha256"`
-	// BackupTime is when the verified backup started.
-	BackupTime time.Time `json:"backupTime"`
-	// Server is the verification server (host:port) and ScratchDatabase the database
-	// the backup was restored into there, dropped since (ScratchDropped).
-	Server          string    `json:"server"`
-	ScratchDatabase string    `json:"scratchDatabase"`
-	ScratchDropped  bool      `json:"scratchDropped"`
-	PgRestore       string    `json:"pgRestore"`
-	StartedAt       time.Time `json:"startedAt"`
-	FinishedAt      time.Time `json:"finishedAt"`
-	DurationSeconds float64   `json:"durationSeconds"`
-	// Failures says what did not verify, empty when the verdict is passed.
-	Failures []string `json:"failures,omitempty"`
-	Figures  Figures  `json:"figures"`
-}
-
-// Figures are the verification's counts and sizes.
-type Figures struct {
-	ObjectBytes   int64 `json:"objectBytes"`
-	ArchiveBytes  int64 `json:"archiveBytes"`
-	DatabaseBytes int64 `json:"databaseBytes"`
-	// ArchiveEntries: the manifest's and the downloaded archive's.
-	ManifestEntries int `json:"manifestEntries"`
-	ArchiveEntries  int `json:"archiveEntries"`
-	// Tables: the manifest's and the restored database's.
-	ManifestTables int `json:"manifestTables"`
-	RestoredTables int `json:"restoredTables"`
-	// TablesChecked is how many tables' rows were counted, ManifestRows and
-	// RestoredRows their totals; RowsMethod is how the backup counted.
-	TablesChecked int    `json:"tablesChecked"`
-	ManifestRows  int64  `json:"manifestRows"`
-	RestoredRows  int64  `json:"restoredRows"`
-	RowsMethod    string `json:"rowsMethod,omitempty"`
-	// Mismatches are the tables whose restored rows differ from the recorded ones.
-	Mismatches []Mismatch `json:"mismatches,omitempty"`
-}
-
-// Mismatch is one table whose rows differ: recorded at backup time, found in the
-// downloaded archive, and restored (-1: the table is missing).
-type Mismatch struct {
-	Schema    string `json:"schema"`
-	Table     string `json:"table"`
-	Recorded  int64  `json:"recorded"`
-	InArchive int64  `json:"inArchive"`
-	Restored  int64  `json:"restored"`
-}
+const ResultVersion = layout.VerificationVersion
 
 // openStore opens the backup store (tests wrap it).
 var openStore = storage.Open

@@ -30,6 +30,14 @@ type Summary struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Reasons of the Events the webhook records on a pod from its Summary.
+const (
+	EventRestored      = "SmartbackupRestored"
+	EventRestoreFailed = "SmartbackupRestoreFailed"
+	EventBackedUp      = "SmartbackupBackedUp"
+	EventBackupFailed  = "SmartbackupBackupFailed"
+)
+
 // Summary kinds and outcomes.
 const (
 	SummaryRestore   = "restore"

@@ -79,12 +79,13 @@ type world struct {
 	cluster *testenv.Cluster
 	pg      *testenv.Postgres
 	// pgHost and pgPort are where pods reach PostgreSQL (over the pod network).
-	pgHost   string
-	pgPort   int
-	prod     *fixture.Source
-	bucket   string
-	store    storage.Store
-	forceBin string
+	pgHost string
+	pgPort int
+	prod   *fixture.Source
+	bucket string
+	store  storage.Store
+	// pluginBin is kubectl-smartbackup, built here.
+	pluginBin string
 	// product labels the namespaces (Sistêmico unless set); chartValues is a values
 	// file for helm install, beside the settings installChart always makes.
 	product     string
@@ -207,13 +208,18 @@ func TestUserStory(t *testing.T) {
 	}
 	s.evidence("pod %s restored %s again from %s", pod3.Name, hmlDB, prodNS)
 
-	s.step("Homologation's own backup runs; then someone changes homologation's data")
-	hmlJob := w.runBackup(hmlNS, w.waitCronJob(hmlNS))
+	s.step("Homologation's own backup runs now (kubectl smartbackup backup --wait); then someone changes homologation's data")
+	w.waitCronJob(hmlNS)
+	out := w.plugin("backup", hmlNS, "--wait")
+	if !strings.Contains(out, "backup "+contract.BackupCronJobName+"-manual-") || !strings.Contains(out, ": succeeded") {
+		t.Fatalf("kubectl smartbackup backup --wait:\n%s", out)
+	}
 	w.pg.Exec(t, hmlDB, "UPDATE clientes SET nome = 'Alterado depois do backup' WHERE id = 1")
-	s.evidence("Job %s succeeded; cliente 1 renamed in %s", hmlJob, hmlDB)
+	s.evidence("%s", strings.ReplaceAll(strings.TrimSpace(out), "\n", " | "))
+	s.evidence("cliente 1 renamed in %s", hmlDB)
 
-	s.step("A forced restore from homologation's own latest, requested with hack/force-restore")
-	out := w.forceRestore(hmlNS, hmlNS, "chamado-4711")
+	s.step("A forced restore from homologation's own latest, requested with kubectl smartbackup restore --own --apply")
+	out = w.plugin("restore", hmlNS, "--own", "--apply", "--id", "chamado-4711")
 	s.evidence("%s", grepLog(out, "kubectl annotate"))
 	s.evidence("%s", grepLog(out, "# applied"))
 	pod4 := w.waitPodRunning(hmlNS, pod3.Name)
@@ -246,13 +252,33 @@ func TestUserStory(t *testing.T) {
 		t.Fatal("the other customer's database was created")
 	}
 	s.evidence("no pod and no database in %s", otherNS)
+
+	s.step("The operators' view: kubectl smartbackup status -A and history %s", hmlNS)
+	status := w.plugin("status", "-A")
+	for _, ns := range []string{prodNS, hmlNS} {
+		m := w.latestManifest(ns)
+		line := grepLog(status, ns+" ")
+		if !strings.Contains(line, m.SHA256[:16]) || !strings.Contains(line, m.StartedAt.UTC().Format("2006-01-02 15:04")) {
+			t.Fatalf("status -A does not show %s's latest backup %s:\n%s", ns, m.Object, status)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(status), "\n") {
+		s.evidence("%s", line)
+	}
+	hist := w.plugin("history", hmlNS)
+	if !strings.Contains(hist, contract.EventRestored) || !strings.Contains(hist, "yes") {
+		t.Fatalf("history %s lacks a restorable backup or a restore Event:\n%s", hmlNS, hist)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(hist), "\n") {
+		s.evidence("%s", line)
+	}
 	s.step("Done in %s", time.Since(s.start).Round(time.Second))
 }
 
 func setUp(t *testing.T, s *story) *world {
 	s.step("Starting a real single-node cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, containerd, kube-proxy, CNI bridge); PostgreSQL 12 and the GCS emulator on this machine")
 	w := &world{t: t, s: s}
-	w.forceBin = testenv.Build(t, "hack/force-restore")
+	w.pluginBin = testenv.Build(t, "kubectl-smartbackup")
 	w.cluster = testenv.StartCluster(t)
 	w.cs = w.cluster.Client
 	node, err := w.cs.CoreV1().Nodes().Get(t.Context(), w.cluster.NodeName, metav1.GetOptions{})
@@ -509,11 +535,13 @@ func (w *world) waitLog(p *corev1.Pod, container, want string) string {
 	return line
 }
 
-func (w *world) forceRestore(target, source, id string) string {
-	cmd := exec.Command(w.forceBin, "--apply", "--kubeconfig", w.cluster.KubeConfigPath, "--id", id, target, source)
+// plugin runs `kubectl smartbackup ARGS` against the cluster.
+func (w *world) plugin(args ...string) string {
+	cmd := exec.Command(w.pluginBin, append(args, "--kubeconfig", w.cluster.KubeConfigPath)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		w.t.Fatalf("hack/force-restore: %v\n%s", err, out)
+		w.t.Fatalf("kubectl smartbackup %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }

@@ -28,12 +28,13 @@ import (
 	"github.com/smartbackup/smartbackup/internal/contract"
 )
 
-// Events recorded on the pods.
+// Events recorded on the pods (their reasons are part of the contract: the operator
+// tools read them).
 const (
-	EventRestored      = "SmartbackupRestored"
-	EventRestoreFailed = "SmartbackupRestoreFailed"
-	EventBackedUp      = "SmartbackupBackedUp"
-	EventBackupFailed  = "SmartbackupBackupFailed"
+	EventRestored      = contract.EventRestored
+	EventRestoreFailed = contract.EventRestoreFailed
+	EventBackedUp      = contract.EventBackedUp
+	EventBackupFailed  = contract.EventBackupFailed
 )
 
 // The backup CronJob's container (cronjobs.Backup) and its pods' component label.
