@@ -161,9 +161,12 @@ func TestChartAndKustomizeApply(t *testing.T) {
 		"chart, Rubrik sync on":   helm(t, "--api-versions", "monitoring.coreos.com/v1", "--set", "sync.targetURL=file:///rubrik", "--set", "sync.targetClaim=rubrik-managed-volume", "--set", "storage.sistemico=gs://erp-backups"),
 		"kustomize base":          kustomize(t, "kustomize/base"),
 		// Every value set (scheduling, digests, a NetworkPolicy, extraEnv, …).
-		"chart, every value": helm(t, "--api-versions", "monitoring.coreos.com/v1", "-f", "testdata/values-max.yaml"),
+		"chart, every value":           helm(t, "--api-versions", "monitoring.coreos.com/v1", "-f", "testdata/values-max.yaml"),
+		"chart, NetworkPolicy":         helm(t, "--api-versions", "monitoring.coreos.com/v1", "--set", "networkPolicy.enabled=true"),
+		"kustomize, another namespace": kustomize(t, "kustomize/examples/other-namespace"),
 	}
 	c.namespace(t, "smartbackup")
+	c.namespace(t, "erp-backup")
 	for name, b := range renders {
 		t.Run(name, func(t *testing.T) {
 			objs := decode(t, b)
@@ -474,6 +477,21 @@ func TestAdmissionPolicies(t *testing.T) {
 			return cronjobs.Backup(s, plan, cfg)
 		}
 		pod := func(cj *batchv1.CronJob) *corev1.PodSpec { return &cj.Spec.JobTemplate.Spec.Template.Spec }
+		// Each policy takes effect once the apiserver has loaded it (the namespace
+		// policy's being enforced says nothing of this one's; a loaded machine ran the
+		// cases first, and they were admitted).
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			probe := good("kube-system")
+			probe.Namespace = "kube-system"
+			_, err := webhook.BatchV1().CronJobs("kube-system").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the CronJobs policy is not enforced after 30s (last: %v)", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		if _, err := webhook.BatchV1().CronJobs(enabled).Create(ctx, good(enabled), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("the builder's own CronJob was refused: %v", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/kelseyhightower/envconfig"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -372,5 +373,178 @@ func TestChartLintAndSchema(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNetworkPolicy: off by default; on, the admission port is open to every source
+// (the apiserver's addresses are not knowable) unless webhookFrom narrows it, the
+// metrics port only from metricsFrom, egress open unless rules are given. (The
+// renderings are applied to the real apiserver by TestChartAndKustomizeApply.)
+func TestNetworkPolicy(t *testing.T) {
+	policy := func(args ...string) *unstructured.Unstructured {
+		for _, o := range decode(t, helm(t, args...)) {
+			if o.GetKind() == "NetworkPolicy" {
+				return o
+			}
+		}
+		return nil
+	}
+	if np := policy(); np != nil {
+		t.Errorf("a NetworkPolicy by default: %v", np.Object)
+	}
+	rules := func(np *unstructured.Unstructured) map[string][]any {
+		t.Helper()
+		out := map[string][]any{}
+		in, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress")
+		for _, r := range in {
+			m := r.(map[string]any)
+			ports := m["ports"].([]any)
+			if len(ports) != 1 {
+				t.Fatalf("ingress rule of %d ports: %v", len(ports), m)
+			}
+			from, _ := m["from"].([]any)
+			out[ports[0].(map[string]any)["port"].(string)] = from
+		}
+		return out
+	}
+	np := policy("--set", "networkPolicy.enabled=true")
+	if np == nil {
+		t.Fatal("networkPolicy.enabled renders no NetworkPolicy")
+	}
+	sel, _, _ := unstructured.NestedStringMap(np.Object, "spec", "podSelector", "matchLabels")
+	if sel["app.kubernetes.io/name"] != "smartbackup-webhook" {
+		t.Errorf("podSelector %v does not select the webhook's pods", sel)
+	}
+	r := rules(np)
+	if from, ok := r["webhook"]; !ok || from != nil {
+		t.Errorf("webhook port: from %v (present %v), want every source", from, ok)
+	}
+	if len(r["metrics"]) == 0 {
+		t.Errorf("metrics port open to every source: %v", r)
+	}
+	if types, _, _ := unstructured.NestedStringSlice(np.Object, "spec", "policyTypes"); !reflect.DeepEqual(types, []string{"Ingress"}) {
+		t.Errorf("policyTypes %v, want Ingress only (egress open)", types)
+	}
+
+	np = policy("-f", maxValues)
+	r = rules(np)
+	if fmt.Sprint(r["webhook"]) != "[map[ipBlock:map[cidr:10.0.0.0/16]]]" {
+		t.Errorf("webhookFrom did not narrow the webhook port: %v", r["webhook"])
+	}
+	if fmt.Sprint(r["metrics"]) != "[map[namespaceSelector:map[matchLabels:map[kubernetes.io/metadata.name:monitoring]]]]" {
+		t.Errorf("metricsFrom: %v", r["metrics"])
+	}
+	if types, _, _ := unstructured.NestedStringSlice(np.Object, "spec", "policyTypes"); !reflect.DeepEqual(types, []string{"Ingress", "Egress"}) {
+		t.Errorf("policyTypes %v with egress rules, want Ingress and Egress", types)
+	}
+	if r := rules(policy("--set", "networkPolicy.enabled=true", "--set", "networkPolicy.metricsFrom=null")); len(r) != 1 {
+		t.Errorf("empty metricsFrom: rules %v, want the webhook port only (metrics from nowhere)", r)
+	}
+}
+
+// TestPodScheduling: the pod's scheduling and identity values reach the pod template;
+// podLabels cannot replace the labels the Deployment and the Service select by; a
+// topology spread constraint gets the pods' selector; affinity replaces the default
+// anti-affinity.
+func TestPodScheduling(t *testing.T) {
+	d := find(t, decode(t, helm(t, "-f", maxValues, "--set", "podLabels.app\\.kubernetes\\.io/name=other")), "Deployment", "smartbackup-webhook")
+	spec, _, _ := unstructured.NestedMap(d.Object, "spec", "template", "spec")
+	want := map[string]string{
+		"priorityClassName":         "system-cluster-critical",
+		"imagePullSecrets":          "[map[name:regcred]]",
+		"nodeSelector":              "map[kubernetes.io/os:linux]",
+		"tolerations":               "[map[effect:NoSchedule key:node-role.kubernetes.io/control-plane operator:Exists]]",
+		"affinity":                  "map[nodeAffinity:map[requiredDuringSchedulingIgnoredDuringExecution:map[nodeSelectorTerms:[map[matchExpressions:[map[key:kubernetes.io/arch operator:In values:[amd64 arm64]]]]]]]]",
+		"topologySpreadConstraints": "[map[labelSelector:map[matchLabels:map[app.kubernetes.io/instance:smartbackup app.kubernetes.io/name:smartbackup-webhook]] maxSkew:1 topologyKey:topology.kubernetes.io/zone whenUnsatisfiable:ScheduleAnyway]]",
+	}
+	for k, v := range want {
+		if got := fmt.Sprint(spec[k]); got != v {
+			t.Errorf("%s = %s, want %s", k, got, v)
+		}
+	}
+	labels, _, _ := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "labels")
+	if labels["team"] != "platform" || labels["app.kubernetes.io/name"] != "smartbackup-webhook" {
+		t.Errorf("pod labels %v: want podLabels added, the selector's kept", labels)
+	}
+	if ann, _, _ := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "annotations"); ann["example.com/owner"] != "platform" {
+		t.Errorf("pod annotations %v", ann)
+	}
+	def := find(t, decode(t, helm(t)), "Deployment", "smartbackup-webhook")
+	if _, ok, _ := unstructured.NestedMap(def.Object, "spec", "template", "spec", "affinity", "podAntiAffinity"); !ok {
+		t.Error("no default anti-affinity")
+	}
+	for _, k := range []string{"priorityClassName", "imagePullSecrets", "nodeSelector", "tolerations", "topologySpreadConstraints"} {
+		if _, ok, _ := unstructured.NestedFieldNoCopy(def.Object, "spec", "template", "spec", k); ok {
+			t.Errorf("%s rendered by default", k)
+		}
+	}
+}
+
+// byKindName indexes decoded objects by kind/namespace/name, each as its JSON, with
+// the whitespace in strings collapsed (kustomize re-folds the multi-line CEL
+// expressions' line breaks, which CEL ignores).
+func byKindName(t *testing.T, objs []*unstructured.Unstructured) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var collapse func(v any) any
+	collapse = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			return strings.Join(strings.Fields(v), " ")
+		case map[string]any:
+			for k, e := range v {
+				v[k] = collapse(e)
+			}
+		case []any:
+			for i, e := range v {
+				v[i] = collapse(e)
+			}
+		}
+		return v
+	}
+	for _, o := range objs {
+		collapse(o.Object)
+		b, err := o.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName()] = string(b)
+	}
+	return out
+}
+
+// TestKustomizeInAnotherNamespace: the base built by an overlay in another namespace
+// (kustomize/examples/other-namespace: namespace plus the transformers of
+// kustomize/namespace) is, object for object, the chart rendered into that namespace:
+// every string naming the namespace moved, and nothing still names smartbackup as one.
+func TestKustomizeInAnotherNamespace(t *testing.T) {
+	got := byKindName(t, decode(t, kustomize(t, "kustomize/examples/other-namespace")))
+	out, err := exec.Command(testenv.Tool(t, "helm"), "template", "smartbackup", chart, "--namespace", "erp-backup",
+		"--api-versions", "monitoring.coreos.com/v1").Output()
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	want := byKindName(t, decode(t, out))
+	for k, w := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("the overlay has no %s", k)
+		case g != w:
+			t.Errorf("%s differs from the chart's in erp-backup (-chart +overlay):\n%s", k, cmp.Diff(w, g))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("the overlay has %s, the chart not", k)
+		}
+	}
+	// Nothing names the base's namespace as a namespace any more.
+	for k, g := range got {
+		for _, pinned := range []string{".smartbackup.svc", `"smartbackup/smartbackup-webhook`, ":smartbackup:", `"'smartbackup'"`, `namespace == 'smartbackup'`, `"namespace":"smartbackup"`, `"value":"smartbackup"`, `"kube-system","smartbackup"`} {
+			if strings.Contains(g, pinned) {
+				t.Errorf("%s still names the namespace smartbackup (%s)", k, pinned)
+			}
+		}
 	}
 }
