@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string) int {
 		m := res.Manifest
 		log.Info("backup complete", "object", m.Object, "bytes", m.Size, "sha256", m.SHA256,
 			"duration", res.Duration.Round(1e6).String(), "pruned", len(res.Pruned), "namespace", m.Namespace)
-		summarize(contract.Summary{Object: m.Object, SHA256: m.SHA256})
+		summarize(contract.Summary{Object: m.Object, SHA256: m.SHA256, Bytes: m.Size})
 		return 0
 	case "sync":
 		cfg, err := sync.LoadConfig()

@@ -21,11 +21,13 @@ type Summary struct {
 	Kind string `json:"kind"`
 	// Outcome: a restore's "restored", "exists", "created-empty" or "failed"; a
 	// backup's "succeeded" or "failed".
-	Outcome  string  `json:"outcome"`
-	Object   string  `json:"object,omitempty"`
-	SHA256   string  `json:"sha256,omitempty"`
-	Seconds  float64 `json:"seconds"`
-	ExitCode int     `json:"exitCode"`
+	Outcome string  `json:"outcome"`
+	Object  string  `json:"object,omitempty"`
+	SHA256  string  `json:"sha256,omitempty"`
+	Seconds float64 `json:"seconds"`
+	// Bytes is the size of the object written (a backup's) or restored.
+	Bytes    int64 `json:"bytes,omitempty"`
+	ExitCode int   `json:"exitCode"`
 	// Reason is the exit code's meaning, from a fixed list (ExitMeaning).
 	Reason string `json:"reason,omitempty"`
 }
@@ -123,6 +125,8 @@ func ParseSummary(msg string) (Summary, error) {
 		return Summary{}, errors.New("summary sha256 is not a sha256")
 	case s.Seconds < 0 || s.Seconds > 30*24*3600 || s.Seconds != s.Seconds:
 		return Summary{}, errors.New("summary duration out of range")
+	case s.Bytes < 0 || (s.Bytes > 0 && s.Object == ""):
+		return Summary{}, errors.New("summary size out of range, or without its object")
 	case s.ExitCode < 0 || s.ExitCode > 255 || (s.ExitCode == 0) != (s.Outcome != OutcomeFailed):
 		return Summary{}, errors.New("summary exit code does not match its outcome")
 	case !reasonRE.MatchString(s.Reason):

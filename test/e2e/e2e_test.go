@@ -187,6 +187,11 @@ func TestUserStory(t *testing.T) {
 	} {
 		s.evidence("%s %s", series, w.metric(series))
 	}
+	sizeSeries := `smartbackup_backup_size_bytes{namespace="` + prodNS + `"}`
+	if v, err := strconv.ParseFloat(w.metric(sizeSeries), 64); err != nil || int64(v) != m.Size {
+		t.Fatalf("%s = %v (%v), want the object's %d bytes", sizeSeries, v, err, m.Size)
+	}
+	s.evidence("%s %d (the object's size)", sizeSeries, m.Size)
 
 	s.step("dbaccess booted on the restored database")
 	boot := w.waitLog(pod, "dbaccess", "dbaccess ready")

@@ -58,6 +58,10 @@ var (
 		Name: "smartbackup_backups_total",
 		Help: "Terminations of the backup container, by namespace and outcome (succeeded, failed, unreported).",
 	}, []string{"namespace", "outcome"})
+	backupBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "smartbackup_backup_size_bytes",
+		Help: "Size of the object of the namespace's last successful backup (from its Job's summary).",
+	}, []string{"namespace"})
 	backupSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "smartbackup_backup_duration_seconds",
 		Help:    "Duration of the backup container's runs, by namespace.",
@@ -65,7 +69,9 @@ var (
 	}, []string{"namespace"})
 )
 
-func init() { metrics.Registry.MustRegister(restores, restoreSeconds, backups, backupSeconds) }
+func init() {
+	metrics.Registry.MustRegister(restores, restoreSeconds, backups, backupSeconds, backupBytes)
+}
 
 // Watcher reports terminations. It runs on the leader only.
 type Watcher struct {
@@ -186,6 +192,9 @@ func (w *Watcher) report(pod *corev1.Pod, kind string, attempt int32, t *corev1.
 	} else {
 		backups.WithLabelValues(pod.Namespace, s.Outcome).Inc()
 		backupSeconds.WithLabelValues(pod.Namespace).Observe(s.Seconds)
+		if ok && s.Bytes > 0 {
+			backupBytes.WithLabelValues(pod.Namespace).Set(float64(s.Bytes))
+		}
 	}
 }
 
