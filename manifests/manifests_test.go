@@ -164,6 +164,7 @@ func TestChartAndKustomizeApply(t *testing.T) {
 		"chart, every value":           helm(t, "--api-versions", "monitoring.coreos.com/v1", "-f", "testdata/values-max.yaml"),
 		"chart, NetworkPolicy":         helm(t, "--api-versions", "monitoring.coreos.com/v1", "--set", "networkPolicy.enabled=true"),
 		"kustomize, another namespace": kustomize(t, "kustomize/examples/other-namespace"),
+		"chart, extra SANs":            helm(t, "--api-versions", "monitoring.coreos.com/v1", "--set", "tls.extraSANs={webhook.example,10.0.0.10}"),
 	}
 	c.namespace(t, "smartbackup")
 	c.namespace(t, "erp-backup")

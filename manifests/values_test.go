@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -546,5 +547,47 @@ func TestKustomizeInAnotherNamespace(t *testing.T) {
 				t.Errorf("%s still names the namespace smartbackup (%s)", k, pinned)
 			}
 		}
+	}
+}
+
+// TestDBAccessLabelIsTheObjectSelector: SMARTBACKUP_DBACCESS_LABEL and the webhook
+// configuration's objectSelector come from one value, so the pods the webhook is
+// called for are the pods it treats as dbaccess.
+func TestDBAccessLabelIsTheObjectSelector(t *testing.T) {
+	for name, args := range map[string][]string{"defaults": nil, "every value": {"-f", maxValues}} {
+		t.Run(name, func(t *testing.T) {
+			objs := decode(t, helm(t, args...))
+			_, env := renderedEnv(t, webhookContainer(t, objs))
+			mwc := find(t, objs, "MutatingWebhookConfiguration", "smartbackup-webhook")
+			hooks, _, _ := unstructured.NestedSlice(mwc.Object, "webhooks")
+			sel, _, _ := unstructured.NestedStringMap(hooks[0].(map[string]any), "objectSelector", "matchLabels")
+			c := load(t, env)
+			if err := c.Validate(); err != nil && !strings.Contains(err.Error(), "STORAGE_URL") {
+				t.Fatal(err)
+			}
+			got := c.DBAccessSelector().String()
+			var pairs []string
+			for k, v := range sel {
+				pairs = append(pairs, k+"="+v)
+			}
+			slices.Sort(pairs)
+			if want := strings.Join(pairs, ","); got != want {
+				t.Errorf("SMARTBACKUP_DBACCESS_LABEL selects %q, the objectSelector %q", got, want)
+			}
+		})
+	}
+}
+
+// TestExtraSANsInTheCertificate: in cert-manager mode too, tls.extraSANs reach the
+// serving Certificate, DNS names as dnsNames, addresses as ipAddresses.
+func TestExtraSANsInTheCertificate(t *testing.T) {
+	cert := find(t, decode(t, helm(t, "--set", "tls.extraSANs={webhook.example,10.0.0.10,fd00::1}")), "Certificate", "smartbackup-webhook")
+	dns, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+	ips, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "ipAddresses")
+	if want := []string{"smartbackup-webhook.smartbackup.svc", "smartbackup-webhook.smartbackup.svc.cluster.local", "webhook.example"}; !reflect.DeepEqual(dns, want) {
+		t.Errorf("dnsNames %v, want %v", dns, want)
+	}
+	if want := []string{"10.0.0.10", "fd00::1"}; !reflect.DeepEqual(ips, want) {
+		t.Errorf("ipAddresses %v, want %v", ips, want)
 	}
 }
