@@ -153,36 +153,44 @@ func cronJob(name, namespace, schedule string, labels map[string]string, command
 					BackoffLimit:          new(cfg.BackoffLimit),
 					Template: corev1.PodTemplateSpec{
 						ObjectMeta: metav1.ObjectMeta{Labels: labels},
-						Spec: corev1.PodSpec{
-							RestartPolicy:      corev1.RestartPolicyNever,
-							ServiceAccountName: cfg.BackupServiceAccount,
-							// cronbackup never calls the Kubernetes API; cloud identities
-							// (Workload Identity, IRSA) do not need this token.
-							AutomountServiceAccountToken: new(false),
-							SecurityContext: &corev1.PodSecurityContext{
-								RunAsNonRoot:   new(true),
-								RunAsUser:      new(cfg.RunAsUser),
-								RunAsGroup:     new(cfg.RunAsGroup),
-								FSGroup:        new(cfg.RunAsGroup),
-								SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-							},
-							Containers: []corev1.Container{{
-								Name:                     command,
-								Image:                    cfg.CronBackupImage,
-								ImagePullPolicy:          cfg.ImagePullPolicy,
-								Args:                     []string{command},
-								Env:                      env,
-								Resources:                inject.Resources(cfg.BackupCPURequest, cfg.BackupMemoryRequest, cfg.BackupCPULimit, cfg.BackupMemoryLimit),
-								VolumeMounts:             mounts,
-								SecurityContext:          inject.SecurityContext(cfg),
-								TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-							}},
-							Volumes: volumes,
-						},
+						Spec: jobPodSpec(corev1.Container{
+							Name:                     command,
+							Args:                     []string{command},
+							Env:                      env,
+							Resources:                inject.Resources(cfg.BackupCPURequest, cfg.BackupMemoryRequest, cfg.BackupCPULimit, cfg.BackupMemoryLimit),
+							VolumeMounts:             mounts,
+							TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						}, volumes, true, cfg),
 					},
 				},
 			},
 		},
+	}
+}
+
+// jobPodSpec is the pod of every Job the webhook makes, around one cronbackup
+// container c: never restarted in place, no API token (cronbackup never calls the
+// Kubernetes API; cloud identities such as Workload Identity or IRSA do not need it),
+// non-root with the runtime's seccomp profile. fsGroup gives the pod's volumes the
+// group: not for the whole backup volume, which the kubelet would chown recursively.
+func jobPodSpec(c corev1.Container, volumes []corev1.Volume, fsGroup bool, cfg *config.Config) corev1.PodSpec {
+	c.Image, c.ImagePullPolicy, c.SecurityContext = cfg.CronBackupImage, cfg.ImagePullPolicy, inject.SecurityContext(cfg)
+	sc := &corev1.PodSecurityContext{
+		RunAsNonRoot:   new(true),
+		RunAsUser:      new(cfg.RunAsUser),
+		RunAsGroup:     new(cfg.RunAsGroup),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	if fsGroup {
+		sc.FSGroup = new(cfg.RunAsGroup)
+	}
+	return corev1.PodSpec{
+		RestartPolicy:                corev1.RestartPolicyNever,
+		ServiceAccountName:           cfg.BackupServiceAccount,
+		AutomountServiceAccountToken: new(false),
+		SecurityContext:              sc,
+		Containers:                   []corev1.Container{c},
+		Volumes:                      volumes,
 	}
 }
 

@@ -138,27 +138,12 @@ func ProvisionJob(ns, storagePath string, cfg *config.Config) *batchv1.Job {
 			TTLSecondsAfterFinished: new(int32(3600)),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					RestartPolicy:                corev1.RestartPolicyNever,
-					ServiceAccountName:           cfg.BackupServiceAccount,
-					AutomountServiceAccountToken: new(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   new(true),
-						RunAsUser:      new(cfg.RunAsUser),
-						RunAsGroup:     new(cfg.RunAsGroup),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers: []corev1.Container{{
-						Name:            "provision",
-						Image:           cfg.CronBackupImage,
-						ImagePullPolicy: cfg.ImagePullPolicy,
-						Args:            []string{"provision", "file://" + storagePath, ns},
-						Resources:       inject.Resources(cfg.BackupCPURequest, cfg.BackupMemoryRequest, cfg.BackupCPURequest, cfg.BackupMemoryRequest),
-						VolumeMounts:    []corev1.VolumeMount{{Name: inject.VolumeBackups, MountPath: storagePath}},
-						SecurityContext: inject.SecurityContext(cfg),
-					}},
-					Volumes: []corev1.Volume{WholeVolume(cfg)},
-				},
+				Spec: jobPodSpec(corev1.Container{
+					Name:         "provision",
+					Args:         []string{"provision", "file://" + storagePath, ns},
+					Resources:    inject.Resources(cfg.BackupCPURequest, cfg.BackupMemoryRequest, cfg.BackupCPURequest, cfg.BackupMemoryRequest),
+					VolumeMounts: []corev1.VolumeMount{{Name: inject.VolumeBackups, MountPath: storagePath}},
+				}, []corev1.Volume{WholeVolume(cfg)}, false, cfg),
 			},
 		},
 	}
