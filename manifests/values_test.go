@@ -13,7 +13,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kelseyhightower/envconfig"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/smartbackup/smartbackup/test/testenv"
 	"github.com/smartbackup/smartbackup/webhook/config"
@@ -589,5 +593,53 @@ func TestExtraSANsInTheCertificate(t *testing.T) {
 	}
 	if want := []string{"10.0.0.10", "fd00::1"}; !reflect.DeepEqual(ips, want) {
 		t.Errorf("ipAddresses %v, want %v", ips, want)
+	}
+}
+
+// TestRenderingsAcceptedByTheAPIServer: every object of the renderings this file adds
+// (every value set, the NetworkPolicy, extra SANs, the kustomize base in another
+// namespace) passes the real kube-apiserver's validation and admission, the CRDs'
+// schemas and the CEL compilation of the admission policies. Server-side dry runs:
+// the apiserver is shared by the package's tests, and a persisted variant of the
+// cluster-scoped policies would race TestAdmissionPolicies' own.
+func TestRenderingsAcceptedByTheAPIServer(t *testing.T) {
+	c := newCluster(t)
+	c.namespace(t, "smartbackup")
+	c.namespace(t, "erp-backup")
+	renders := map[string][]byte{
+		"chart, every value":           helm(t, "--api-versions", "monitoring.coreos.com/v1", "-f", maxValues),
+		"chart, NetworkPolicy":         helm(t, "--api-versions", "monitoring.coreos.com/v1", "--set", "networkPolicy.enabled=true"),
+		"chart, extra SANs":            helm(t, "--api-versions", "monitoring.coreos.com/v1", "--set", "tls.extraSANs={webhook.example,10.0.0.10}"),
+		"kustomize, another namespace": kustomize(t, "kustomize/examples/other-namespace"),
+	}
+	for name, b := range renders {
+		t.Run(name, func(t *testing.T) {
+			objs := decode(t, b)
+			if name == "chart, every value" || name == "chart, NetworkPolicy" {
+				if !slices.Contains(kinds(objs), "NetworkPolicy/smartbackup-webhook") {
+					t.Errorf("no NetworkPolicy in %v", kinds(objs))
+				}
+			}
+			for _, o := range objs {
+				gvk := o.GroupVersionKind()
+				m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+				if err != nil {
+					t.Fatalf("%s %s: no API for it: %v", gvk, o.GetName(), err)
+				}
+				var ri dynamic.ResourceInterface = c.dyn.Resource(m.Resource)
+				if m.Scope.Name() == meta.RESTScopeNameNamespace {
+					ri = c.dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+				}
+				data, err := o.MarshalJSON()
+				if err != nil {
+					t.Fatal(err)
+				}
+				force := true
+				if _, err := ri.Patch(t.Context(), o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
+					FieldManager: "manifests-test", Force: &force, DryRun: []string{metav1.DryRunAll}}); err != nil {
+					t.Errorf("applying %s %s/%s (dry run): %v", gvk.Kind, o.GetNamespace(), o.GetName(), err)
+				}
+			}
+		})
 	}
 }
