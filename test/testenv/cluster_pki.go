@@ -8,11 +8,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // clusterPKI is the test cluster's CA and the certificates signed by it, as PEM files
@@ -20,9 +18,8 @@ import (
 // admin (system:masters), the kubelet (system:node:<node>) and the apiserver's calls to
 // the kubelet, and the service-account signing key pair.
 type clusterPKI struct {
-	dir    string
-	caCert *x509.Certificate
-	caKey  *ecdsa.PrivateKey
+	dir string
+	ca  *testCA
 }
 
 func (p *clusterPKI) path(name string) string { return filepath.Join(p.dir, name) }
@@ -31,29 +28,12 @@ func newClusterPKI(dir string, serverIPs []net.IP, nodeName string) (*clusterPKI
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	p := &clusterPKI{dir: dir}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := newTestCA("smartbackup-test-cluster-ca")
 	if err != nil {
-		return nil, fmt.Errorf("generating the CA key: %w", err)
+		return nil, fmt.Errorf("making the cluster CA: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "smartbackup-test-cluster-ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("signing the CA: %w", err)
-	}
-	if p.caCert, err = x509.ParseCertificate(der); err != nil {
-		return nil, err
-	}
-	p.caKey = key
-	if err := p.write("ca", der, key); err != nil {
+	p := &clusterPKI{dir: dir, ca: ca}
+	if err := p.write("ca", ca.cert.Raw, ca.key); err != nil {
 		return nil, err
 	}
 	if err := p.sign("apiserver", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth, serverIPs,
@@ -89,27 +69,9 @@ func newClusterPKI(dir string, serverIPs []net.IP, nodeName string) (*clusterPKI
 }
 
 func (p *clusterPKI) sign(name string, subject pkix.Name, usage x509.ExtKeyUsage, ips []net.IP, dns []string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generating the key of %s: %w", name, err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	der, key, err := p.ca.sign(subject, usage, ips, dns)
 	if err != nil {
 		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      subject,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		IPAddresses:  ips,
-		DNSNames:     dns,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
-	if err != nil {
-		return fmt.Errorf("signing the certificate of %s: %w", name, err)
 	}
 	return p.write(name, der, key)
 }
