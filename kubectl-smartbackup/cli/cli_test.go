@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +16,12 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 
 	"github.com/smartbackup/smartbackup/internal/contract"
 	"github.com/smartbackup/smartbackup/internal/layout"
@@ -595,4 +600,81 @@ func TestRestore(t *testing.T) {
 	if _, errOut, code := w.run("restore", w.hml, "--source", w.gone); code != cli.ExitUsage || !strings.Contains(errOut, `unknown flag "--source"`) {
 		t.Errorf("restore --source: exit %d %s", code, errOut)
 	}
+}
+
+// TestOperatorRole: the chart's operator ClusterRole is all the plugin needs. An
+// identity bound to it and nothing else (impersonated through its kubeconfig) runs every
+// command; the same identity unbound is refused, so the test is not passing on the
+// admin's rights.
+func TestOperatorRole(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	w.backup(w.prod, w.at, "prod dump", true, true)
+	out, err := exec.CommandContext(ctx, testenv.Tool(t, "helm"), "template", "smartbackup", filepath.Join(testenv.RepoRoot(), "manifests/chart/smartbackup"),
+		"--set", "storage.sistemico=gs://b", "--show-only", "templates/operator-rbac.yaml").Output()
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.Unmarshal(out, &role); err != nil || len(role.Rules) == 0 {
+		t.Fatalf("the chart's operator role: %v\n%s", err, out)
+	}
+	role.Name = testenv.RandomName("smartbackup-operator-")
+	if _, err := w.cs.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	user := testenv.RandomName("sre-")
+	kc := w.impersonating(user)
+	as := func(args ...string) (string, string, int) {
+		var o, e bytes.Buffer
+		code := cli.Main(ctx, append(args, "--kubeconfig", kc), &o, &e)
+		return o.String(), e.String(), code
+	}
+	if _, errOut, code := as("status", "-A"); code != cli.ExitFailed || !strings.Contains(errOut, "forbidden") {
+		t.Fatalf("unbound %s: status -A exit %d %s; want forbidden (is the impersonation on?)", user, code, errOut)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}}
+	if _, err := w.cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mkPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dbaccess-1", Namespace: w.hml, Annotations: map[string]string{contract.AnnotationInjected: "v1"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "erp/dbaccess:test"}}}}
+	if _, err := w.cs.CoreV1().Pods(w.hml).Create(ctx, mkPod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"status", "-A"}, {"status", w.prod, "-o", "json"}, {"history", w.prod}, {"verify", w.prod}, {"backup", w.prod},
+		{"restore", w.hml}, {"restore", w.hml, "--apply", "--id", "chamado-rbac"},
+	} {
+		// RBAC reaches the authorizer's cache a moment after the binding.
+		var out, errOut string
+		code := -1
+		for i := 0; i < 50 && code != 0; i++ {
+			if out, errOut, code = as(args...); code != 0 {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		if code != 0 || strings.Contains(out, "forbidden") {
+			t.Errorf("as %s with the operator role: %q exit %d\n%s\n%s", user, args, code, out, errOut)
+		}
+	}
+}
+
+// impersonating is a copy of the admin kubeconfig that acts as user (and only as user:
+// impersonation drops the admin's groups).
+func (w *world) impersonating(user string) string {
+	cfg, err := clientcmd.LoadFromFile(w.kubeconfig)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, a := range cfg.AuthInfos {
+		a.Impersonate = user
+	}
+	path := filepath.Join(w.t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		w.t.Fatal(err)
+	}
+	return path
 }
