@@ -38,8 +38,8 @@ const (
 
 var admissions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "smartbackup_webhook_admissions_total",
-	Help: "Pod admission requests by outcome (skip, inject, deny, error) and reason.",
-}, []string{"action", "reason"})
+	Help: "Pod admission requests by outcome (skip, inject, deny, error), reason and the pod's namespace.",
+}, []string{"action", "reason", "namespace"})
 
 func init() { metrics.Registry.MustRegister(admissions) }
 
@@ -75,14 +75,14 @@ func (d *Defaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return apierrors.NewBadRequest("smartbackup: no admission request in context")
 	}
-	if req.Operation != admissionv1.Create {
-		admissions.WithLabelValues(inject.Skip.String(), string(inject.ReasonNotCreate)).Inc()
-		log.V(1).Info("pod passed through", "reason", inject.ReasonNotCreate, "operation", req.Operation)
-		return nil
-	}
 	nsName := req.Namespace
 	if nsName == "" {
 		nsName = pod.Namespace
+	}
+	if req.Operation != admissionv1.Create {
+		admissions.WithLabelValues(inject.Skip.String(), string(inject.ReasonNotCreate), nsName).Inc()
+		log.V(1).Info("pod passed through", "reason", inject.ReasonNotCreate, "operation", req.Operation)
+		return nil
 	}
 
 	ns, err := d.lookup(ctx, nsName)
@@ -90,18 +90,18 @@ func (d *Defaulter) Default(ctx context.Context, pod *corev1.Pod) error {
 		err = fmt.Errorf("namespace %q of the pod does not exist", nsName)
 	}
 	if err != nil {
-		admissions.WithLabelValues("error", "namespace_lookup").Inc()
+		admissions.WithLabelValues("error", "namespace_lookup", nsName).Inc()
 		log.Error(err, "looking up the pod's namespace failed")
 		return apierrors.NewInternalError(fmt.Errorf("smartbackup: looking up namespace %q: %w", nsName, err))
 	}
 
 	dec, err := inject.Run(ctx, pod, *ns, d.lookup, d.Config)
 	if err != nil {
-		admissions.WithLabelValues("error", "namespace_lookup").Inc()
+		admissions.WithLabelValues("error", "namespace_lookup", nsName).Inc()
 		log.Error(err, "looking up the restore source failed")
 		return apierrors.NewInternalError(fmt.Errorf("smartbackup: %w", err))
 	}
-	admissions.WithLabelValues(dec.Action.String(), string(dec.Reason)).Inc()
+	admissions.WithLabelValues(dec.Action.String(), string(dec.Reason), nsName).Inc()
 
 	switch dec.Action {
 	case inject.Skip:

@@ -103,7 +103,7 @@ func TestBinarySelfManagedTLS(t *testing.T) {
 		ms(quantile(lat, .5)), ms(quantile(lat, .99)), ms(handler),
 		mib(procStatus(t, pid, "VmRSS")), mib(procStatus(t, pid, "VmHWM")),
 		mib(metric(t, metrics, "go_memstats_heap_inuse_bytes")), metric(t, metrics, "go_goroutines"))
-	if n := metric(t, metrics, `smartbackup_webhook_admissions_total{action="inject",reason="injected"}`); n < 200 {
+	if n := metric(t, metrics, `smartbackup_webhook_admissions_total{action="inject",namespace="`+ns+`",reason="injected"}`); n < 200 {
 		t.Errorf("the webhook counted %.0f injections, want at least 200", n)
 	}
 
