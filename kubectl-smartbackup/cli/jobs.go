@@ -101,7 +101,8 @@ func waitJob(ctx context.Context, env *Env, job *batchv1.Job) (*batchv1.Job, err
 // message), or the verification's verdict from the store.
 func reportJob(ctx context.Context, env *Env, verb string, cj *batchv1.CronJob, j *batchv1.Job) error {
 	failed := j.Status.Failed > 0 && j.Status.Succeeded == 0
-	if s, ok := jobSummary(ctx, env, j); ok {
+	s, summarized := jobSummary(ctx, env, j)
+	if summarized {
 		fmt.Fprintf(env.Out, "%s %s: %s", verb, j.Name, s.Outcome)
 		if s.Object != "" {
 			fmt.Fprintf(env.Out, ", %s sha256 %s", s.Object, s.SHA256)
@@ -120,8 +121,8 @@ func reportJob(ctx context.Context, env *Env, verb string, cj *batchv1.CronJob, 
 	if failed {
 		return fmt.Errorf("Job %s/%s failed: kubectl logs -n %s job/%s", j.Namespace, j.Name, j.Namespace, j.Name)
 	}
-	if verb == VerbBackup {
-		fmt.Fprintf(env.Out, "%s %s: succeeded\n", verb, j.Name)
+	if verb == VerbBackup && !summarized {
+		fmt.Fprintf(env.Out, "%s %s: succeeded (its pod is gone: no summary)\n", verb, j.Name)
 	}
 	return nil
 }
