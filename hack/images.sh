@@ -9,7 +9,7 @@
 # On a laptop with Docker, `docker build -f webhook/Dockerfile .` builds the same images
 # from the official base images; here the Dockerfiles' base stages are replaced through
 # their build arguments by images made on this machine:
-#   - the binaries, built on the host (static, CGO_ENABLED=0), in an image at /out/;
+#   - the binaries, built on the host (static; cgo for libdeflate, linked statically), in an image at /out/;
 #   - a Debian bookworm made by mmdebstrap from this machine's apt sources, with
 #     postgresql-client-15 (bookworm carries only 15; the real images carry 12 to 17).
 # Image names: localhost/smartbackup/{webhook,initrestore,cronbackup}:dev,
@@ -38,7 +38,13 @@ start=$SECONDS
 (
 	cd "$root"
 	for b in webhook initrestore cronbackup test/e2e/dbaccess-standin test/testenv/pause; do
-		CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/out/out/$(basename "$b")" "./$b"
+		# Static, with cgo: the gzip layer links libdeflate (internal/gzipx).
+		CGO_ENABLED=1 go build -trimpath -tags netgo,osusergo \
+			-ldflags='-s -w -linkmode external -extldflags "-static"' -o "$ctx/out/out/$(basename "$b")" "./$b"
+		if ldd "$ctx/out/out/$(basename "$b")" >/dev/null 2>&1; then
+			echo "images: $b is linked dynamically" >&2
+			exit 1
+		fi
 	done
 )
 cp /etc/ssl/certs/ca-certificates.crt "$ctx/out/etc/ssl/certs/ca-certificates.crt"

@@ -25,6 +25,8 @@ command -v pg_restore >/dev/null || need+=(postgresql-client-15)
 command -v npm >/dev/null || need+=(npm)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v git >/dev/null || need+=(git) # make lint lists the files with git ls-files
+# The backup's gzip layer links libdeflate statically (internal/gzipx, cgo).
+[ -f /usr/include/libdeflate.h ] || need+=(libdeflate-dev)
 # The test cluster (test/testenv StartCluster) and its images (hack/images.sh).
 node=()
 command -v containerd >/dev/null || node+=(containerd)

@@ -318,7 +318,8 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	}
 	r.log.Info("dump uploaded", "object", key, "archiveBytes", raw.Bytes(), "objectBytes", m.Size,
 		"sha256", m.SHA256, "tocEntries", hdr.Entries, "archiveVersion", hdr.Version,
-		"tables", m.Tables, "tablesWithData", len(rows), "rows", total)
+		"tables", m.Tables, "tablesWithData", len(rows), "rows", total,
+		"gzip", gz.Implementation(), "gzipLevel", int(r.cfg.GzipLevel))
 	return m, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/smartbackup/smartbackup/internal/contract"
+	"github.com/smartbackup/smartbackup/internal/gzipx"
 	"github.com/smartbackup/smartbackup/internal/layout"
 	"github.com/smartbackup/smartbackup/internal/pg"
 	"github.com/smartbackup/smartbackup/internal/storage"
@@ -43,7 +44,8 @@ type Config struct {
 	// which compresses on every core (see the README's benchmark).
 	DumpCompression int `envconfig:"DUMP_COMPRESSION" default:"0"`
 	// GzipLevel is the outer gzip layer's level: 1-9, 0 to store, -2 for Huffman
-	// coding only; "auto" is 6 over an uncompressed archive and Huffman coding only
+	// coding only; "auto" is gzipx.DefaultLevel over an uncompressed archive (7 with
+	// libdeflate, the images' build; 6 in a build without cgo) and Huffman coding only
 	// over a compressed one (deflating deflated data again gains nothing).
 	GzipLevel GzipLevel `envconfig:"GZIP_LEVEL" default:"auto"`
 	// GzipThreads compress the outer layer in parallel (default: the CPUs available).
@@ -82,9 +84,9 @@ func (c *Config) validate() error {
 		c.Database = c.User
 	}
 	if c.GzipLevel == gzipAuto {
-		c.GzipLevel = 6
+		c.GzipLevel = gzipx.DefaultLevel
 		if c.DumpCompression > 0 {
-			c.GzipLevel = -2 // flate.HuffmanOnly
+			c.GzipLevel = gzipx.HuffmanOnly
 		}
 	}
 	if c.GzipThreads <= 0 {

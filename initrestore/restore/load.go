@@ -11,9 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/klauspost/pgzip"
-
 	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/gzipx"
 	"github.com/smartbackup/smartbackup/internal/pg"
 )
 
@@ -101,7 +100,7 @@ func (r *run) readHeader(ctx context.Context, ref backupRef) (pg.ArchiveHeader, 
 		return pg.ArchiveHeader{}, exitcode.Wrap(ExitStorage, fmt.Errorf("opening %q: %w", ref.key, err))
 	}
 	defer rc.Close()
-	gz, err := pgzip.NewReaderN(rc, 64<<10, 1)
+	gz, err := gzipx.NewReader(rc)
 	if err != nil {
 		return pg.ArchiveHeader{}, exitcode.Wrap(ExitVerify, fmt.Errorf("%q is not a gzip stream: %w", ref.key, err))
 	}
@@ -225,7 +224,7 @@ func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef)
 			cancel()
 			return nil, nil, exitcode.Wrap(ExitStorage, fmt.Errorf("opening %q: %w", ref.key, err))
 		}
-		gz, err := pgzip.NewReaderN(rc, 256<<10, 2)
+		gz, err := gzipx.NewReader(rc)
 		if err != nil {
 			cancel()
 			_ = rc.Close()

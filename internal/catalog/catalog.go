@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/klauspost/pgzip"
 
 	"github.com/smartbackup/smartbackup/internal/exitcode"
+	"github.com/smartbackup/smartbackup/internal/gzipx"
 	"github.com/smartbackup/smartbackup/internal/layout"
 	"github.com/smartbackup/smartbackup/internal/progress"
 	"github.com/smartbackup/smartbackup/internal/storage"
@@ -215,7 +215,7 @@ func Download(ctx context.Context, log logr.Logger, store storage.Store, ref Ref
 	defer stop()
 	go progress.Report(pctx, r.log, "download progress", count, info.Size, progressInterval)
 
-	gz, err := pgzip.NewReaderN(in, 1<<20, 4)
+	gz, err := gzipx.NewReader(in)
 	if err != nil {
 		return classify(ref, in, fmt.Errorf("%q is not a gzip stream: %w", ref.Key, err))
 	}
@@ -259,7 +259,7 @@ func classify(ref Ref, in *readErr, err error) error {
 		return exitcode.Wrap(ExitStorage, fmt.Errorf("reading %q: %w", ref.Key, in.err))
 	}
 	var corrupt flate.CorruptInputError
-	if errors.As(err, &corrupt) || errors.Is(err, pgzip.ErrChecksum) || errors.Is(err, pgzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.As(err, &corrupt) || errors.Is(err, gzipx.ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return exitcode.Wrap(ExitVerify, fmt.Errorf("%w (corrupt or truncated object)", err))
 	}
 	return exitcode.Wrap(ExitVerify, err)

@@ -27,14 +27,22 @@ func corpus(n int, seed byte) []byte {
 	return b.Bytes()[:n]
 }
 
-func compress(t testing.TB, data []byte, level, workers, block, chunk int) []byte {
+// impls are the writers this build has: the standard library's always, libdeflate's
+// with cgo.
+func impls() []string {
+	if implLibdeflate == "" {
+		return []string{implFlate}
+	}
+	return []string{implFlate, implLibdeflate}
+}
+
+func compress(t testing.TB, impl string, data []byte, level, workers, block, chunk int) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	w, err := NewWriter(&out, level, workers)
+	w, err := newWriter(&out, level, workers, block, impl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.blockSize = block
 	for p := data; len(p) > 0; {
 		k := min(chunk, len(p))
 		if _, err := w.Write(p[:k]); err != nil {
@@ -63,22 +71,28 @@ func TestRoundTrip(t *testing.T) {
 		"best compression":                   {1 << 20, 9, 2, 1 << 17, 4096},
 	}
 	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			data := corpus(tc.size, 1)
-			gz := compress(t, data, tc.level, tc.workers, tc.block, tc.chunk)
-			r, err := gzip.NewReader(bytes.NewReader(gz))
-			if err != nil {
-				t.Fatal(err)
+		for _, impl := range impls() {
+			if tc.level == flate.HuffmanOnly && impl != implFlate {
+				continue // libdeflate has no Huffman-only mode
 			}
-			r.Multistream(false)
-			got, err := io.ReadAll(r)
-			if err != nil {
-				t.Fatalf("reading back: %v", err)
-			}
-			if !bytes.Equal(got, data) {
-				t.Fatalf("round trip differs: %d bytes in, %d out", len(data), len(got))
-			}
-		})
+			t.Run(impl+"/"+name, func(t *testing.T) {
+				data := corpus(tc.size, 1)
+				gz := compress(t, impl, data, tc.level, tc.workers, tc.block, tc.chunk)
+				r, err := gzip.NewReader(bytes.NewReader(gz))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The standard library's writer makes one member; libdeflate's, one per block.
+				r.Multistream(impl != implFlate)
+				got, err := io.ReadAll(r)
+				if err != nil {
+					t.Fatalf("reading back: %v", err)
+				}
+				if !bytes.Equal(got, data) {
+					t.Fatalf("round trip differs: %d bytes in, %d out", len(data), len(got))
+				}
+			})
+		}
 	}
 }
 
@@ -90,7 +104,7 @@ func TestRatioMatchesOneStream(t *testing.T) {
 	w, _ := gzip.NewWriterLevel(&one, 6)
 	_, _ = w.Write(data)
 	_ = w.Close()
-	par := compress(t, data, 6, 4, DefaultBlockSize, 64<<10)
+	par := compress(t, implFlate, data, 6, 4, flateBlockSize, 64<<10)
 	if ratio := float64(len(par)) / float64(one.Len()); ratio > 1.005 {
 		t.Errorf("parallel output %d bytes is %.4f× one stream's %d", len(par), ratio, one.Len())
 	}
@@ -103,11 +117,13 @@ func TestGunzipReadsIt(t *testing.T) {
 		t.Fatal("gunzip is needed: it is how backups are restored by hand")
 	}
 	data := corpus(2<<20+3, 3)
-	cmd := exec.Command("gunzip", "-c")
-	cmd.Stdin = bytes.NewReader(compress(t, data, 6, 2, 1<<18, 5000))
-	got, err := cmd.Output()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("gunzip: %v, %d bytes (want %d)", err, len(got), len(data))
+	for _, impl := range impls() {
+		cmd := exec.Command("gunzip", "-c")
+		cmd.Stdin = bytes.NewReader(compress(t, impl, data, 6, 2, 1<<18, 5000))
+		got, err := cmd.Output()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: gunzip: %v, %d bytes (want %d)", impl, err, len(got), len(data))
+		}
 	}
 }
 
@@ -121,15 +137,18 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 }
 
 func TestWriteErrorsSurface(t *testing.T) {
-	w, _ := NewWriter(&failingWriter{after: 50 << 10}, 6, 2)
-	w.blockSize = 1 << 16
-	data := corpus(4<<20, 4)
-	var err error
-	for p := data; len(p) > 0 && err == nil; p = p[min(len(p), 8192):] {
-		_, err = w.Write(p[:min(len(p), 8192)])
-	}
-	if cerr := w.Close(); err == nil && cerr == nil {
-		t.Fatal("an output error was swallowed")
+	for _, impl := range impls() {
+		w, err := newWriter(&failingWriter{after: 50 << 10}, 6, 2, 1<<16, impl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := corpus(4<<20, 4)
+		for p := data; len(p) > 0 && err == nil; p = p[min(len(p), 8192):] {
+			_, err = w.Write(p[:min(len(p), 8192)])
+		}
+		if cerr := w.Close(); err == nil && cerr == nil {
+			t.Fatalf("%s: an output error was swallowed", impl)
+		}
 	}
 }
 
@@ -140,14 +159,19 @@ func FuzzRoundTrip(f *testing.F) {
 		if lvl == -1 {
 			lvl = flate.HuffmanOnly
 		}
-		gz := compress(t, data, lvl, 2, int(block)+1, 13)
-		r, err := gzip.NewReader(bytes.NewReader(gz))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("round trip: %v", err)
+		for _, impl := range impls() {
+			if lvl == flate.HuffmanOnly && impl != implFlate {
+				continue
+			}
+			gz := compress(t, impl, data, lvl, 2, int(block)+1, 13)
+			r, err := gzip.NewReader(bytes.NewReader(gz))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%s: round trip: %v", impl, err)
+			}
 		}
 	})
 }

@@ -1,0 +1,392 @@
+//go:build bench
+
+package gzipx_test
+
+// The compression benchmark: CPU-seconds per GB of archive and size against the
+// operations page's pipeline (`pg_dump -Fc -Z6 | gzip`), and decode CPU per GB, on the
+// ERP fixture and on a Protheus-like database (blank-padded char(n) columns), both
+// on a real PostgreSQL 15:
+//
+//	go test -tags bench -count=1 -timeout 60m -run TestCompression -v ./internal/gzipx/
+//
+// SMARTBACKUP_BENCH_CUSTOMERS scales the ERP fixture (default 250000: a ~390 MB -Z0
+// archive), SMARTBACKUP_BENCH_PROTHEUS_ROWS the Protheus-like one (default 400000).
+// CPU is getrusage's (user+system), robust to the machine's load; each figure is the
+// median of SMARTBACKUP_BENCH_RUNS (default 3).
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/pgzip"
+
+	"github.com/smartbackup/smartbackup/internal/gzipx"
+	"github.com/smartbackup/smartbackup/internal/pg"
+	"github.com/smartbackup/smartbackup/test/fixture"
+	"github.com/smartbackup/smartbackup/test/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func procCPU(c *exec.Cmd) time.Duration {
+	return c.ProcessState.UserTime() + c.ProcessState.SystemTime()
+}
+
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// protheus is a Protheus-shaped table set: every field char(n), blank-padded, most of
+// them empty or short, D_E_L_E_T_ and R_E_C_N_O_ as the ERP writes them.
+const protheus = `
+CREATE TABLE sa1010 (a1_filial char(2) NOT NULL DEFAULT ' ', a1_cod char(6) NOT NULL DEFAULT ' ',
+	a1_loja char(2) NOT NULL DEFAULT ' ', a1_nome char(40) NOT NULL DEFAULT ' ', a1_nreduz char(20) NOT NULL DEFAULT ' ',
+	a1_end char(80) NOT NULL DEFAULT ' ', a1_bairro char(30) NOT NULL DEFAULT ' ', a1_mun char(60) NOT NULL DEFAULT ' ',
+	a1_est char(2) NOT NULL DEFAULT ' ', a1_cep char(8) NOT NULL DEFAULT ' ', a1_cgc char(14) NOT NULL DEFAULT ' ',
+	a1_email char(100) NOT NULL DEFAULT ' ', a1_obs char(250) NOT NULL DEFAULT ' ', a1_lc float8 NOT NULL DEFAULT 0,
+	a1_dtcad char(8) NOT NULL DEFAULT ' ', d_e_l_e_t_ char(1) NOT NULL DEFAULT ' ', r_e_c_n_o_ integer NOT NULL,
+	r_e_c_d_e_l_ integer NOT NULL DEFAULT 0, PRIMARY KEY (r_e_c_n_o_));
+CREATE TABLE sc6010 (c6_filial char(2) NOT NULL DEFAULT ' ', c6_num char(6) NOT NULL DEFAULT ' ',
+	c6_item char(2) NOT NULL DEFAULT ' ', c6_produto char(15) NOT NULL DEFAULT ' ', c6_descri char(30) NOT NULL DEFAULT ' ',
+	c6_um char(2) NOT NULL DEFAULT ' ', c6_qtdven float8 NOT NULL DEFAULT 0, c6_prcven float8 NOT NULL DEFAULT 0,
+	c6_valor float8 NOT NULL DEFAULT 0, c6_tes char(3) NOT NULL DEFAULT ' ', c6_cf char(5) NOT NULL DEFAULT ' ',
+	c6_entreg char(8) NOT NULL DEFAULT ' ', c6_nota char(9) NOT NULL DEFAULT ' ', c6_serie char(3) NOT NULL DEFAULT ' ',
+	c6_obs char(120) NOT NULL DEFAULT ' ', d_e_l_e_t_ char(1) NOT NULL DEFAULT ' ', r_e_c_n_o_ integer NOT NULL,
+	r_e_c_d_e_l_ integer NOT NULL DEFAULT 0, PRIMARY KEY (r_e_c_n_o_));
+CREATE FUNCTION pg_temp.h(i bigint, k int) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	AS 'SELECT (hashint8(i * 1000003 + k) & 2147483647)::bigint';
+INSERT INTO sa1010 (a1_filial, a1_cod, a1_loja, a1_nome, a1_nreduz, a1_end, a1_bairro, a1_mun, a1_est, a1_cep, a1_cgc,
+	a1_email, a1_obs, a1_lc, a1_dtcad, d_e_l_e_t_, r_e_c_n_o_)
+SELECT '01', lpad(i::text, 6, '0'), '01',
+	upper((ARRAY['JOAO','JOSE','CONCEICAO','ANTONIO','MARCIA','SEBASTIAO','LUIS','CECILIA'])[1 + pg_temp.h(i, 1) % 8]
+		|| ' ' || (ARRAY['DA SILVA','GONCALVES','ARAUJO','MAGALHAES','RIBEIRO','BRANDAO'])[1 + pg_temp.h(i, 2) % 6]),
+	(ARRAY['JOAO','JOSE','CONCEICAO','ANTONIO'])[1 + pg_temp.h(i, 1) % 4],
+	'RUA ' || (ARRAY['SAO JOAO','DA CONCEICAO','BRIGADEIRO TOBIAS','XV DE NOVEMBRO'])[1 + pg_temp.h(i, 3) % 4] || ', ' || (1 + pg_temp.h(i, 4) % 3000),
+	(ARRAY['CENTRO','VILA NOVA','JARDIM AMERICA',''])[1 + pg_temp.h(i, 5) % 4],
+	(ARRAY['SAO PAULO','FLORIANOPOLIS','BELEM','GOIANIA','JUNDIAI'])[1 + pg_temp.h(i, 6) % 5],
+	(ARRAY['SP','SC','PA','GO','SP'])[1 + pg_temp.h(i, 6) % 5],
+	lpad((pg_temp.h(i, 7) % 99999999)::text, 8, '0'), lpad((pg_temp.h(i, 8) * 47 % 99999999999999)::text, 14, '0'),
+	CASE WHEN pg_temp.h(i, 9) % 3 = 0 THEN substr(md5(i::text), 1, 10) || '@EXEMPLO.COM.BR' ELSE ' ' END,
+	CASE WHEN pg_temp.h(i, 10) % 10 = 0 THEN 'CLIENTE PREFERENCIAL' ELSE ' ' END,
+	(pg_temp.h(i, 11) % 1000000) / 100.0,
+	to_char(date '2005-01-01' + (pg_temp.h(i, 12) % 7000)::int, 'YYYYMMDD'),
+	CASE WHEN pg_temp.h(i, 13) % 50 = 0 THEN '*' ELSE ' ' END, i
+FROM generate_series(1, $1::int / 4) AS i;
+INSERT INTO sc6010 (c6_filial, c6_num, c6_item, c6_produto, c6_descri, c6_um, c6_qtdven, c6_prcven, c6_valor, c6_tes,
+	c6_cf, c6_entreg, c6_nota, c6_serie, c6_obs, d_e_l_e_t_, r_e_c_n_o_)
+SELECT '01', lpad((i / 4)::text, 6, '0'), lpad((i % 4 + 1)::text, 2, '0'), lpad((pg_temp.h(i, 20) % 40000)::text, 15, '0'),
+	(ARRAY['CAFE TORRADO 500G','ACUCAR CRISTAL 1KG','FEIJAO CARIOCA 1KG','OLEO DE SOJA 900ML'])[1 + pg_temp.h(i, 21) % 4],
+	(ARRAY['UN','KG','CX','LT'])[1 + pg_temp.h(i, 22) % 4], 1 + pg_temp.h(i, 23) % 24, (100 + pg_temp.h(i, 24) % 500000) / 100.0,
+	(pg_temp.h(i, 25) % 10000000) / 100.0, (ARRAY['501','502','601'])[1 + pg_temp.h(i, 26) % 3], '5102',
+	to_char(date '2020-01-05' + (pg_temp.h(i, 27) % 2200)::int, 'YYYYMMDD'),
+	CASE WHEN pg_temp.h(i, 28) % 3 = 0 THEN lpad((pg_temp.h(i, 29) % 999999999)::text, 9, '0') ELSE ' ' END,
+	CASE WHEN pg_temp.h(i, 28) % 3 = 0 THEN '1' ELSE ' ' END, ' ',
+	CASE WHEN pg_temp.h(i, 30) % 50 = 0 THEN '*' ELSE ' ' END, i
+FROM generate_series(1, $1::int) AS i;
+ANALYZE;
+`
+
+// archives dumps src's database twice: -Z0 (what cronbackup compresses) and the page's
+// pipeline, and returns their paths with the CPU of the page's compression (pg_dump
+// -Z6's over pg_dump -Z0's, plus gzip's).
+type archives struct {
+	name, raw, page string
+	rawSize         int64
+	pageEncoderCPU  []float64 // seconds
+	dumpZ0CPU       []float64
+}
+
+func dumpArchives(t *testing.T, src *fixture.Source, name string, runs int) archives {
+	dump, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", src.PG.Major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a := archives{name: name, raw: filepath.Join(dir, "z0.dump"), page: filepath.Join(dir, "page.dump.gz")}
+	pgdump := func(z string) *exec.Cmd {
+		c := exec.Command(dump.Path, "-Fc", "-Z"+z, "--no-owner", "--no-acl", "--encoding", "WIN1252", src.Database)
+		c.Env = src.PG.Env(src.Database)
+		return c
+	}
+	for range runs {
+		c := pgdump("0")
+		out, err := os.Create(a.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Stdout = out
+		if err := c.Run(); err != nil {
+			t.Fatal(err)
+		}
+		_ = out.Close()
+		z0 := procCPU(c).Seconds()
+		a.dumpZ0CPU = append(a.dumpZ0CPU, z0)
+
+		d := pgdump("6")
+		g := exec.Command("gzip", "-6")
+		pr, pw := io.Pipe()
+		d.Stdout = pw
+		g.Stdin = pr
+		gout, err := os.Create(a.page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Stdout = gout
+		if err := g.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Run(); err != nil {
+			t.Fatal(err)
+		}
+		_ = pw.Close()
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		_ = gout.Close()
+		a.pageEncoderCPU = append(a.pageEncoderCPU, procCPU(d).Seconds()-z0+procCPU(g).Seconds())
+	}
+	st, err := os.Stat(a.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rawSize = st.Size()
+	return a
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+type encoder struct {
+	name string
+	run  func(in io.Reader, out io.Writer) error
+}
+
+func writerEncoder(name string, open func(io.Writer) (*gzipx.Writer, error)) encoder {
+	return encoder{name, func(in io.Reader, out io.Writer) error {
+		w, err := open(out)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, in); err != nil {
+			return err
+		}
+		return w.Close()
+	}}
+}
+
+func libdeflateEncoder(level, workers, memberSize int) encoder {
+	name := fmt.Sprintf("libdeflate %d, %d MiB members, %d workers", level, memberSize>>20, workers)
+	if level == gzipx.DefaultLevel && memberSize == gzipx.MemberSize {
+		name = "gzipx default: " + name
+	}
+	return writerEncoder(name, func(w io.Writer) (*gzipx.Writer, error) {
+		return gzipx.NewLibdeflateWriter(w, level, workers, memberSize)
+	})
+}
+
+type decoder struct {
+	name string
+	open func(io.Reader) (io.Reader, error)
+}
+
+var decoders = []decoder{
+	{"compress/gzip", func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+	{"klauspost/compress/gzip", func(r io.Reader) (io.Reader, error) { return kgzip.NewReader(r) }},
+	{"klauspost/pgzip (1 MiB × 4)", func(r io.Reader) (io.Reader, error) { return pgzip.NewReaderN(r, 1<<20, 4) }},
+	{"gzipx.NewReader", func(r io.Reader) (io.Reader, error) { return gzipx.NewReader(r) }},
+}
+
+func TestCompression(t *testing.T) {
+	runs := envInt("SMARTBACKUP_BENCH_RUNS", 3)
+	workers := envInt("SMARTBACKUP_BENCH_WORKERS", 2)
+	var report bytes.Buffer
+	backups = bytes.Buffer{}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(&report, "load average at start: %s", load)
+	fmt.Fprintf(&report, "\n| fixture | encoder | CPU s/GB | ratio vs page CPU | size vs page |\n|---|---|---|---|---|\n")
+
+	erp := fixture.NewSource(t, 15, "gzbench_erp", fixture.Size{Customers: envInt("SMARTBACKUP_BENCH_CUSTOMERS", 250_000)})
+	prot := fixture.NewSource(t, 15, "gzbench_prot", fixture.Tiny)
+	conn := prot.PG.Connect(t, prot.Database)
+	if _, err := conn.Exec(t.Context(), "DROP TABLE clientes, produtos, pedidos, itens_pedido CASCADE; SET ROLE "+prot.User); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range strings.Split(strings.TrimSpace(protheus), ";\n") {
+		var args []any
+		if strings.Contains(stmt, "$1") {
+			args = []any{envInt("SMARTBACKUP_BENCH_PROTHEUS_ROWS", 400_000)}
+		}
+		if _, err := conn.Exec(t.Context(), stmt, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	encoders := []encoder{writerEncoder(fmt.Sprintf("before: compress/flate 6, primed 1 MiB blocks, %d workers", workers),
+		func(w io.Writer) (*gzipx.Writer, error) { return gzipx.NewFlateWriter(w, 6, workers) })}
+	for _, lvl := range []int{5, 6, 7, 8} {
+		encoders = append(encoders, libdeflateEncoder(lvl, workers, gzipx.MemberSize))
+	}
+	for _, ms := range []int{1 << 20, 4 << 20, 8 << 20} {
+		encoders = append(encoders, libdeflateEncoder(gzipx.DefaultLevel, workers, ms))
+	}
+	var decodeInputs []string
+	for _, src := range []struct {
+		name string
+		s    *fixture.Source
+	}{{"ERP", erp}, {"Protheus-like", prot}} {
+		a := dumpArchives(t, src.s, src.name, runs)
+		gb := float64(a.rawSize) / 1e9
+		page := fileSize(t, a.page)
+		pageCPU := median(a.pageEncoderCPU)
+		t.Logf("%s: -Z0 archive %d bytes, page's object %d bytes, page's compression %.2fs CPU (pg_dump -Z0 %.2fs)",
+			src.name, a.rawSize, page, pageCPU, median(a.dumpZ0CPU))
+		fmt.Fprintf(&report, "| %s (%d MB -Z0) | the page (pg_dump -Z6 + gzip -6; pg_dump -Z0's CPU subtracted) | %.1f | 1.00 | 1.000 |\n",
+			src.name, a.rawSize/1e6, pageCPU/gb)
+		for _, e := range encoders {
+			out := filepath.Join(t.TempDir(), "out.gz")
+			var cpus []float64
+			for range runs {
+				in, err := os.Open(a.raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o, err := os.Create(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c0 := selfCPU()
+				if err := e.run(in, o); err != nil {
+					t.Fatal(err)
+				}
+				cpus = append(cpus, (selfCPU() - c0).Seconds())
+				_ = in.Close()
+				_ = o.Close()
+			}
+			size := fileSize(t, out)
+			fmt.Fprintf(&report, "| %s | %s | %.1f | %.2f | %.3f |\n", src.name, e.name, median(cpus)/gb, median(cpus)/pageCPU, float64(size)/float64(page))
+			if strings.HasPrefix(e.name, "gzipx default") {
+				decodeInputs = append(decodeInputs, out+"|"+src.name+", gzipx default")
+				kept := filepath.Join(t.TempDir(), "default.gz")
+				if err := os.Rename(out, kept); err != nil {
+					t.Fatal(err)
+				}
+				decodeInputs[len(decodeInputs)-1] = kept + "|" + src.name + ", gzipx default"
+			}
+		}
+		decodeInputs = append(decodeInputs, a.page+"|"+src.name+", the page's object (its content: a -Z6 archive)")
+		backupRun(t, src.name, src.s, a, runs)
+	}
+	report.Write(backups.Bytes())
+	fmt.Fprintf(&report, "\n| object | decoder | CPU s/GB (uncompressed) | wall s/GB |\n|---|---|---|---|\n")
+	for _, in := range decodeInputs {
+		path, label, _ := strings.Cut(in, "|")
+		for _, d := range decoders {
+			var cpus, walls []float64
+			var n int64
+			for range runs {
+				f, err := os.Open(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c0, w0 := selfCPU(), time.Now()
+				r, err := d.open(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n, err = io.Copy(io.Discard, r)
+				if err != nil {
+					t.Fatalf("%s on %s: %v", d.name, label, err)
+				}
+				cpus = append(cpus, (selfCPU() - c0).Seconds())
+				walls = append(walls, time.Since(w0).Seconds())
+				_ = f.Close()
+			}
+			gb := float64(n) / 1e9
+			fmt.Fprintf(&report, "| %s | %s | %.2f | %.2f |\n", label, d.name, median(cpus)/gb, median(walls)/gb)
+		}
+	}
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(&report, "\nload average at end: %s", load)
+	t.Log("\n" + report.String())
+	if p := os.Getenv("SMARTBACKUP_BENCH_REPORT"); p != "" {
+		if err := os.WriteFile(p, report.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var backups bytes.Buffer
+
+// backupRun runs the real cronbackup binary (this build: cgo, libdeflate) against src
+// into a volume and reports its whole process's CPU, wall and peak RSS.
+func backupRun(t *testing.T, name string, src *fixture.Source, a archives, runs int) {
+	bin := testenv.Build(t, "cronbackup")
+	if backups.Len() == 0 {
+		fmt.Fprintf(&backups, "\n| fixture | backup | CPU s (with pg_dump) | wall s | peak RSS MiB | object bytes |\n|---|---|---|---|---|---|\n")
+	}
+	var page []float64
+	for i := range a.pageEncoderCPU {
+		page = append(page, a.pageEncoderCPU[i]+a.dumpZ0CPU[i])
+	}
+	fmt.Fprintf(&backups, "| %s | the page (pg_dump -Z6 \\| gzip -6) | %.2f | | | %d |\n", name, median(page), fileSize(t, a.page))
+	for _, v := range []struct{ name, level string }{{"GZIP_LEVEL=auto", "auto"}, {"GZIP_LEVEL=6", "6"}} {
+		var cpus, walls, rss []float64
+		var size int64
+		for range runs {
+			dir := t.TempDir()
+			c := exec.Command(bin, "backup")
+			c.Env = append(os.Environ(), "DATABASE_ENDPOINT="+src.PG.Host, "DATABASE_PORT="+strconv.Itoa(src.PG.Port),
+				"DATABASE_USER="+src.User, "DATABASE_PASSWORD="+src.Password, "DATABASE_CODEPAGE=WIN1252",
+				"BACKUP_STORAGE_URL=file://"+dir, "NAMESPACE=bench-prod", "PROGRESS_INTERVAL=1h", "GZIP_LEVEL="+v.level,
+				"GZIP_THREADS=2")
+			var stderr bytes.Buffer
+			c.Stderr = &stderr
+			w0 := time.Now()
+			if err := c.Run(); err != nil {
+				t.Fatalf("cronbackup backup: %v\n%s", err, stderr.Bytes())
+			}
+			walls = append(walls, time.Since(w0).Seconds())
+			ru := c.ProcessState.SysUsage().(*syscall.Rusage)
+			// The process's CPU and its waited-for child's, pg_dump.
+			cpus = append(cpus, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()).Seconds())
+			rss = append(rss, float64(ru.Maxrss)/1024)
+			m, _ := filepath.Glob(filepath.Join(dir, "bench-prod", "database_2*.dump.gz"))
+			if len(m) != 1 {
+				t.Fatalf("backup objects: %v", m)
+			}
+			size = fileSize(t, m[0])
+		}
+		fmt.Fprintf(&backups, "| %s | %s | %.2f | %.2f | %.1f | %d |\n", name, v.name, median(cpus), median(walls), median(rss), size)
+	}
+}
