@@ -27,6 +27,7 @@ command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v git >/dev/null || need+=(git) # make lint lists the files with git ls-files
 # The backup's gzip layer links libdeflate statically (internal/gzipx, cgo).
 [ -f /usr/include/libdeflate.h ] || need+=(libdeflate-dev)
+command -v pigz >/dev/null || need+=(pigz) # internal/gzipx: pigz reads our objects
 # The test cluster (test/testenv StartCluster) and its images (hack/images.sh).
 node=()
 command -v containerd >/dev/null || node+=(containerd)
