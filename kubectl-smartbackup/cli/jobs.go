@@ -119,7 +119,7 @@ func reportJob(ctx context.Context, env *Env, verb string, cj *batchv1.CronJob, 
 		}
 	}
 	if failed {
-		return fmt.Errorf("Job %s/%s failed: kubectl logs -n %s job/%s", j.Namespace, j.Name, j.Namespace, j.Name)
+		return fmt.Errorf("the Job %s/%s failed: kubectl logs -n %s job/%s", j.Namespace, j.Name, j.Namespace, j.Name)
 	}
 	if verb == VerbBackup && !summarized {
 		fmt.Fprintf(env.Out, "%s %s: succeeded (its pod is gone: no summary)\n", verb, j.Name)
