@@ -390,3 +390,38 @@ func backupRun(t *testing.T, name string, src *fixture.Source, a archives, runs 
 		fmt.Fprintf(&backups, "| %s | %s | %.2f | %.2f | %.1f | %d |\n", name, v.name, median(cpus), median(walls), median(rss), size)
 	}
 }
+
+// TestBackupRSS compares the whole backup's peak RSS with this build's gzip layer and
+// with the build without cgo (the standard library's writer), on the ERP fixture:
+//
+//	go test -tags bench -count=1 -run TestBackupRSS -v ./internal/gzipx/
+func TestBackupRSS(t *testing.T) {
+	src := fixture.NewSource(t, 15, "gzbench_rss", fixture.Size{Customers: envInt("SMARTBACKUP_BENCH_CUSTOMERS", 150_000)})
+	nocgo := filepath.Join(t.TempDir(), "cronbackup-nocgo")
+	b := exec.Command("go", "build", "-o", nocgo, "./cronbackup")
+	b.Dir = testenv.RepoRoot()
+	b.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := b.CombinedOutput(); err != nil {
+		t.Fatalf("building without cgo: %v\n%s", err, out)
+	}
+	for _, bin := range []string{testenv.Build(t, "cronbackup"), nocgo} {
+		for _, level := range []string{"auto", "6"} {
+			c := exec.Command(bin, "backup")
+			c.Env = append(os.Environ(), "DATABASE_ENDPOINT="+src.PG.Host, "DATABASE_PORT="+strconv.Itoa(src.PG.Port),
+				"DATABASE_USER="+src.User, "DATABASE_PASSWORD="+src.Password, "DATABASE_CODEPAGE=WIN1252",
+				"BACKUP_STORAGE_URL=file://"+t.TempDir(), "NAMESPACE=bench-prod", "PROGRESS_INTERVAL=1h",
+				"GZIP_LEVEL="+level, "GZIP_THREADS=2")
+			out, err := c.CombinedOutput()
+			if err != nil {
+				t.Fatalf("cronbackup backup: %v\n%s", err, out)
+			}
+			ru := c.ProcessState.SysUsage().(*syscall.Rusage)
+			impl := "?"
+			if i := bytes.Index(out, []byte(`"gzip":"`)); i >= 0 {
+				impl = string(out[i+8 : i+8+bytes.IndexByte(out[i+8:], '"')])
+			}
+			t.Logf("%s GZIP_LEVEL=%s: peak RSS %.1f MiB, CPU %.2fs", impl, level, float64(ru.Maxrss)/1024,
+				time.Duration(ru.Utime.Nano()+ru.Stime.Nano()).Seconds())
+		}
+	}
+}
