@@ -7,6 +7,7 @@ package gzipx
 // time (the images carry no libdeflate), whether or not the link is static.
 #cgo LDFLAGS: -l:libdeflate.a
 #include <stdint.h>
+#include <stdlib.h>
 #include <libdeflate.h>
 */
 import "C"
@@ -46,10 +47,14 @@ const (
 // memberHeader: no name, no time, no extra field; OS unknown.
 var memberHeader = [headerSize]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
 
+// member's buffers live in C memory, allocated once per writer: outside the Go heap
+// they count once in the resident size, where the garbage collector would let a heap
+// holding them grow to twice their size.
 type member struct {
 	in   []byte
 	out  []byte // header, deflate, trailer; len is what to write
 	done chan error
+	mem  unsafe.Pointer
 }
 
 // memberWriter compresses each member with libdeflate on one of its workers and
@@ -84,9 +89,6 @@ func newMemberWriter(w io.Writer, level, workers, blockSize int) (*memberWriter,
 		free: make(chan *member, n), jobs: make(chan *member, n), order: make(chan *member, n),
 		emitted: make(chan struct{}),
 	}
-	for range n {
-		z.free <- &member{done: make(chan error, 1)}
-	}
 	comps := make([]*C.struct_libdeflate_compressor, workers)
 	for i := range comps {
 		if comps[i] = C.libdeflate_alloc_compressor(C.int(level)); comps[i] == nil {
@@ -95,6 +97,19 @@ func newMemberWriter(w io.Writer, level, workers, blockSize int) (*memberWriter,
 			}
 			return nil, errors.New("gzipx: allocating a libdeflate compressor failed")
 		}
+	}
+	outSize := headerSize + int(C.libdeflate_deflate_compress_bound(comps[0], C.size_t(blockSize))) + trailerSize
+	for range n {
+		mem := C.malloc(C.size_t(blockSize + outSize))
+		if mem == nil {
+			z.freeMembers()
+			for _, c := range comps {
+				C.libdeflate_free_compressor(c)
+			}
+			return nil, errors.New("gzipx: allocating a member's buffers failed")
+		}
+		buf := unsafe.Slice((*byte)(mem), blockSize+outSize)
+		z.free <- &member{in: buf[:0:blockSize], out: buf[blockSize : blockSize : blockSize+outSize], done: make(chan error, 1), mem: mem}
 	}
 	for _, c := range comps {
 		z.workers.Add(1)
@@ -133,11 +148,7 @@ func compressMember(c *C.struct_libdeflate_compressor, m *member) error {
 	if len(m.in) > 0 {
 		in = unsafe.Pointer(&m.in[0])
 	}
-	bound := int(C.libdeflate_deflate_compress_bound(c, C.size_t(len(m.in))))
-	if need := headerSize + bound + trailerSize; cap(m.out) < need {
-		m.out = make([]byte, need)
-	}
-	out := m.out[:cap(m.out)]
+	out := m.out[:cap(m.out)] // the bound of a whole member's input
 	copy(out, memberHeader[:])
 	n := int(C.libdeflate_deflate_compress(c, in, C.size_t(len(m.in)),
 		unsafe.Pointer(&out[headerSize]), C.size_t(len(out)-headerSize-trailerSize)))
@@ -181,9 +192,6 @@ func (z *memberWriter) Write(p []byte) (int, error) {
 		}
 		if z.cur == nil {
 			z.cur = <-z.free
-			if cap(z.cur.in) < z.blockSize {
-				z.cur.in = make([]byte, 0, z.blockSize)
-			}
 		}
 		k := min(len(p), z.blockSize-len(z.cur.in))
 		z.cur.in = append(z.cur.in, p[:k]...)
@@ -220,5 +228,22 @@ func (z *memberWriter) Close() error {
 	close(z.order)
 	z.workers.Wait()
 	<-z.emitted
+	z.freeMembers()
 	return z.failed()
+}
+
+// freeMembers releases the members' C memory; nothing holds a member any more.
+func (z *memberWriter) freeMembers() {
+	if z.cur != nil {
+		z.free <- z.cur
+		z.cur = nil
+	}
+	for {
+		select {
+		case m := <-z.free:
+			C.free(m.mem)
+		default:
+			return
+		}
+	}
 }
