@@ -258,8 +258,19 @@ func TestUserStory(t *testing.T) {
 	}
 	s.evidence("no pod and no database in %s", otherNS)
 
+	s.step("The weekly verification of production's latest backup, now: kubectl smartbackup verify --wait")
+	prodLatest := w.latestManifest(prodNS)
+	out = w.plugin("verify", prodNS, "--wait")
+	if !strings.Contains(out, "verification of "+prodLatest.Object+": passed") {
+		t.Fatalf("kubectl smartbackup verify --wait:\n%s", out)
+	}
+	s.evidence("%s", strings.ReplaceAll(strings.TrimSpace(out), "\n", " | "))
+
 	s.step("The operators' view: kubectl smartbackup status -A and history %s", hmlNS)
 	status := w.plugin("status", "-A")
+	if line := grepLog(status, prodNS+" "); !strings.Contains(line, "passed ") {
+		t.Fatalf("status -A does not show %s's passed verification:\n%s", prodNS, status)
+	}
 	for _, ns := range []string{prodNS, hmlNS} {
 		m := w.latestManifest(ns)
 		line := grepLog(status, ns+" ")
