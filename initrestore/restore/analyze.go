@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,59 +12,112 @@ import (
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 )
 
-// userTables lists the restored tables, largest first, as qualified identifiers.
+// userTables lists the restored tables, largest first, as qualified identifiers with
+// the size of their heap (0 for a partitioned table, whose statistics come from its
+// partitions).
 const userTables = `
-SELECT format('%I.%I', n.nspname, c.relname)
+SELECT format('%I.%I', n.nspname, c.relname), c.relkind = 'p', pg_relation_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
-ORDER BY pg_total_relation_size(c.oid) DESC`
+ORDER BY pg_total_relation_size(c.oid) DESC, 1`
 
-// analyze gives the restored database its planner statistics (pg_restore does not).
-// With more than one job the tables are analyzed over that many connections, largest
-// first, as `vacuumdb --analyze-only -j` does; the system catalogs are left to
-// autovacuum. conn is a connection to the temporary database; an extra connection
-// the server refuses (max_connections) only means fewer workers. The first failure
-// stops every worker.
-func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
-	start := time.Now()
-	var err error
-	if jobs <= 1 {
-		if _, err = conn.Exec(ctx, "ANALYZE"); err != nil {
-			err = exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing: %w", err))
-		}
-	} else {
-		err = r.analyzeTables(ctx, conn, jobs)
-	}
-	if err != nil {
-		return err
-	}
-	r.log.Info("restored database analyzed", "jobs", jobs, "duration", time.Since(start).Round(time.Millisecond).String())
-	return nil
+// RestoredTable is one row of userTables: a qualified name, whether it is partitioned,
+// and its heap's size.
+type RestoredTable struct {
+	Name        string
+	Partitioned bool
+	HeapBytes   int64
 }
 
-func (r *run) analyzeTables(ctx context.Context, conn *pgx.Conn, jobs int) error {
+// Batching of small tables: up to smallBatch tables of less than smallTable bytes each
+// in one ANALYZE statement (one round trip instead of one per table; the server still
+// analyzes each in its own transaction).
+const (
+	smallTable = 8 << 20
+	smallBatch = 64
+)
+
+// AnalyzeStatements are the ANALYZE statements for the restored tables (largest
+// first): an empty table is skipped (a heap of no pages: its statistics would say
+// nothing the planner does not assume of a new table, and autovacuum analyzes it once
+// it has rows), a large one gets a statement of its own, small ones are batched
+// (PostgreSQL 11 and later take several tables in one ANALYZE).
+func AnalyzeStatements(tables []RestoredTable, serverMajor int) []string {
+	var out, batch []string
+	flush := func() {
+		if len(batch) > 0 {
+			out = append(out, "ANALYZE "+strings.Join(batch, ", "))
+			batch = nil
+		}
+	}
+	for _, t := range tables {
+		switch {
+		case !t.Partitioned && t.HeapBytes == 0:
+			continue
+		case t.HeapBytes >= smallTable || t.Partitioned || serverMajor < 11:
+			out = append(out, "ANALYZE "+t.Name)
+		default:
+			batch = append(batch, t.Name)
+			if len(batch) == smallBatch {
+				flush()
+			}
+		}
+	}
+	flush()
+	return out
+}
+
+// analyze gives the restored database its planner statistics (pg_restore does not):
+// the statements of AnalyzeStatements over up to jobs connections, largest first, as
+// `vacuumdb --analyze-only -j` does; the system catalogs are left to autovacuum. conn
+// is a connection to the temporary database; an extra connection the server refuses
+// (max_connections) only means fewer workers. The first failure stops every worker.
+func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
+	start := time.Now()
 	rows, err := conn.Query(ctx, userTables)
 	if err != nil {
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("listing the restored tables: %w", err))
 	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	tables, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RestoredTable, error) {
+		var t RestoredTable
+		err := row.Scan(&t.Name, &t.Partitioned, &t.HeapBytes)
+		return t, err
+	})
 	if err != nil {
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("listing the restored tables: %w", err))
 	}
+	stmts := AnalyzeStatements(tables, r.serverMajor())
+	if err := r.runAnalyze(ctx, conn, stmts, jobs); err != nil {
+		return err
+	}
+	r.log.Info("restored database analyzed", "tables", len(tables), "statements", len(stmts), "jobs", jobs,
+		"duration", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// analyzeSession is set on every analyzing connection: each table is its own
+// transaction, and its commit need not wait for the WAL flush (see
+// RestoreSessionOptions).
+const analyzeSession = "SET synchronous_commit TO off"
+
+func (r *run) runAnalyze(ctx context.Context, conn *pgx.Conn, stmts []string, jobs int) error {
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan string)
 	worker := func(c *pgx.Conn) error {
-		for table := range work {
-			if _, err := c.Exec(gctx, "ANALYZE "+table); err != nil {
-				return exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing %s: %w", table, err))
+		if _, err := c.Exec(gctx, analyzeSession); err != nil {
+			return exitcode.Wrap(ExitDatabase, fmt.Errorf("setting up the analyzing session: %w", err))
+		}
+		for stmt := range work {
+			if _, err := c.Exec(gctx, stmt); err != nil {
+				return exitcode.Wrap(ExitRestore, fmt.Errorf("analyzing (%s): %w", firstTable(stmt), err))
 			}
 		}
 		return nil
 	}
 	g.Go(func() error { return worker(conn) })
-	for range min(jobs, len(tables)) - 1 {
+	for range min(jobs, len(stmts)) - 1 {
 		g.Go(func() error {
 			c, err := r.cfg.admin(r.cfg.Database + tempSuffix).Connect(gctx)
 			if err != nil {
@@ -76,9 +130,9 @@ func (r *run) analyzeTables(ctx context.Context, conn *pgx.Conn, jobs int) error
 	}
 	g.Go(func() error {
 		defer close(work)
-		for _, t := range tables {
+		for _, s := range stmts {
 			select {
-			case work <- t:
+			case work <- s:
 			case <-gctx.Done():
 				return nil
 			}
@@ -86,4 +140,13 @@ func (r *run) analyzeTables(ctx context.Context, conn *pgx.Conn, jobs int) error
 		return nil
 	})
 	return g.Wait()
+}
+
+// firstTable names the first table of an ANALYZE statement, for an error message.
+func firstTable(stmt string) string {
+	t := strings.TrimPrefix(stmt, "ANALYZE ")
+	if i := strings.Index(t, ", "); i >= 0 {
+		return t[:i] + ", …"
+	}
+	return t
 }

@@ -843,10 +843,10 @@ func TestRestoreSessionOptions(t *testing.T) {
 		major, jobs int
 		want        string
 	}{
-		{12, 1, ""},
-		{12, 2, "-c max_parallel_maintenance_workers=0"},
-		{17, 4, "-c max_parallel_maintenance_workers=0"},
-		{10, 4, ""}, // no such setting before 11: the session would not start
+		{12, 1, "-c synchronous_commit=off"},
+		{12, 2, "-c synchronous_commit=off -c max_parallel_maintenance_workers=0"},
+		{17, 4, "-c synchronous_commit=off -c max_parallel_maintenance_workers=0"},
+		{10, 4, "-c synchronous_commit=off"}, // no max_parallel_maintenance_workers before 11: the session would not start
 	}
 	for _, tc := range tests {
 		if got := restore.RestoreSessionOptions(tc.major, tc.jobs); got != tc.want {
@@ -988,5 +988,40 @@ func TestUndeclaredExtensionFailsClearly(t *testing.T) {
 	}
 	if dbs := tg.databases(t); len(dbs) != 0 {
 		t.Fatalf("databases left: %v", dbs)
+	}
+}
+
+func TestAnalyzeStatements(t *testing.T) {
+	big := restore.RestoredTable{Name: "public.sc6010", HeapBytes: 400 << 20}
+	part := restore.RestoredTable{Name: "public.movimentos", Partitioned: true}
+	empty := restore.RestoredTable{Name: "public.sb1010"}
+	var small []restore.RestoredTable
+	var names []string
+	for i := range 70 {
+		n := fmt.Sprintf("public.s%03d", i)
+		small = append(small, restore.RestoredTable{Name: n, HeapBytes: 8192})
+		names = append(names, n)
+	}
+	tests := []struct {
+		name   string
+		tables []restore.RestoredTable
+		major  int
+		want   []string
+	}{
+		{"nothing", nil, 12, nil},
+		{"only empty tables", []restore.RestoredTable{empty, empty}, 15, nil},
+		{"large and partitioned alone, empty skipped", []restore.RestoredTable{big, part, empty}, 12,
+			[]string{"ANALYZE public.sc6010", "ANALYZE public.movimentos"}},
+		{"small ones batched by 64", append([]restore.RestoredTable{big, empty}, small...), 12,
+			[]string{"ANALYZE public.sc6010", "ANALYZE " + strings.Join(names[:64], ", "), "ANALYZE " + strings.Join(names[64:], ", ")}},
+		{"PostgreSQL 10 takes one table per ANALYZE", append([]restore.RestoredTable{empty}, small[:2]...), 10,
+			[]string{"ANALYZE public.s000", "ANALYZE public.s001"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, restore.AnalyzeStatements(tc.tables, tc.major)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -32,6 +32,12 @@ func (r *run) swap(ctx context.Context, st State, rec Record) error {
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	conn := tx.Conn()
+	// The restore's sessions did not wait for their WAL flushes
+	// (RestoreSessionOptions); this commit does, whatever the server's default, so
+	// the restored database is durable once it carries the real name.
+	if _, err := conn.Exec(ctx, "SET LOCAL synchronous_commit TO on"); err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("starting the swap: %w", err))
+	}
 	if previous != "" {
 		if err := utility(ctx, conn, "ALTER DATABASE %I RENAME TO %I", r.cfg.Database, previous); err != nil {
 			return exitcode.Wrap(ExitRestore, fmt.Errorf("setting the current database aside: %w", err))

@@ -63,56 +63,6 @@ func median(xs []float64) float64 {
 	return xs[len(xs)/2]
 }
 
-// protheus is a Protheus-shaped table set: every field char(n), blank-padded, most of
-// them empty or short, D_E_L_E_T_ and R_E_C_N_O_ as the ERP writes them.
-const protheus = `
-CREATE TABLE sa1010 (a1_filial char(2) NOT NULL DEFAULT ' ', a1_cod char(6) NOT NULL DEFAULT ' ',
-	a1_loja char(2) NOT NULL DEFAULT ' ', a1_nome char(40) NOT NULL DEFAULT ' ', a1_nreduz char(20) NOT NULL DEFAULT ' ',
-	a1_end char(80) NOT NULL DEFAULT ' ', a1_bairro char(30) NOT NULL DEFAULT ' ', a1_mun char(60) NOT NULL DEFAULT ' ',
-	a1_est char(2) NOT NULL DEFAULT ' ', a1_cep char(8) NOT NULL DEFAULT ' ', a1_cgc char(14) NOT NULL DEFAULT ' ',
-	a1_email char(100) NOT NULL DEFAULT ' ', a1_obs char(250) NOT NULL DEFAULT ' ', a1_lc float8 NOT NULL DEFAULT 0,
-	a1_dtcad char(8) NOT NULL DEFAULT ' ', d_e_l_e_t_ char(1) NOT NULL DEFAULT ' ', r_e_c_n_o_ integer NOT NULL,
-	r_e_c_d_e_l_ integer NOT NULL DEFAULT 0, PRIMARY KEY (r_e_c_n_o_));
-CREATE TABLE sc6010 (c6_filial char(2) NOT NULL DEFAULT ' ', c6_num char(6) NOT NULL DEFAULT ' ',
-	c6_item char(2) NOT NULL DEFAULT ' ', c6_produto char(15) NOT NULL DEFAULT ' ', c6_descri char(30) NOT NULL DEFAULT ' ',
-	c6_um char(2) NOT NULL DEFAULT ' ', c6_qtdven float8 NOT NULL DEFAULT 0, c6_prcven float8 NOT NULL DEFAULT 0,
-	c6_valor float8 NOT NULL DEFAULT 0, c6_tes char(3) NOT NULL DEFAULT ' ', c6_cf char(5) NOT NULL DEFAULT ' ',
-	c6_entreg char(8) NOT NULL DEFAULT ' ', c6_nota char(9) NOT NULL DEFAULT ' ', c6_serie char(3) NOT NULL DEFAULT ' ',
-	c6_obs char(120) NOT NULL DEFAULT ' ', d_e_l_e_t_ char(1) NOT NULL DEFAULT ' ', r_e_c_n_o_ integer NOT NULL,
-	r_e_c_d_e_l_ integer NOT NULL DEFAULT 0, PRIMARY KEY (r_e_c_n_o_));
-CREATE FUNCTION pg_temp.h(i bigint, k int) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	AS 'SELECT (hashint8(i * 1000003 + k) & 2147483647)::bigint';
-INSERT INTO sa1010 (a1_filial, a1_cod, a1_loja, a1_nome, a1_nreduz, a1_end, a1_bairro, a1_mun, a1_est, a1_cep, a1_cgc,
-	a1_email, a1_obs, a1_lc, a1_dtcad, d_e_l_e_t_, r_e_c_n_o_)
-SELECT '01', lpad(i::text, 6, '0'), '01',
-	upper((ARRAY['JOAO','JOSE','CONCEICAO','ANTONIO','MARCIA','SEBASTIAO','LUIS','CECILIA'])[1 + pg_temp.h(i, 1) % 8]
-		|| ' ' || (ARRAY['DA SILVA','GONCALVES','ARAUJO','MAGALHAES','RIBEIRO','BRANDAO'])[1 + pg_temp.h(i, 2) % 6]),
-	(ARRAY['JOAO','JOSE','CONCEICAO','ANTONIO'])[1 + pg_temp.h(i, 1) % 4],
-	'RUA ' || (ARRAY['SAO JOAO','DA CONCEICAO','BRIGADEIRO TOBIAS','XV DE NOVEMBRO'])[1 + pg_temp.h(i, 3) % 4] || ', ' || (1 + pg_temp.h(i, 4) % 3000),
-	(ARRAY['CENTRO','VILA NOVA','JARDIM AMERICA',''])[1 + pg_temp.h(i, 5) % 4],
-	(ARRAY['SAO PAULO','FLORIANOPOLIS','BELEM','GOIANIA','JUNDIAI'])[1 + pg_temp.h(i, 6) % 5],
-	(ARRAY['SP','SC','PA','GO','SP'])[1 + pg_temp.h(i, 6) % 5],
-	lpad((pg_temp.h(i, 7) % 99999999)::text, 8, '0'), lpad((pg_temp.h(i, 8) * 47 % 99999999999999)::text, 14, '0'),
-	CASE WHEN pg_temp.h(i, 9) % 3 = 0 THEN substr(md5(i::text), 1, 10) || '@EXEMPLO.COM.BR' ELSE ' ' END,
-	CASE WHEN pg_temp.h(i, 10) % 10 = 0 THEN 'CLIENTE PREFERENCIAL' ELSE ' ' END,
-	(pg_temp.h(i, 11) % 1000000) / 100.0,
-	to_char(date '2005-01-01' + (pg_temp.h(i, 12) % 7000)::int, 'YYYYMMDD'),
-	CASE WHEN pg_temp.h(i, 13) % 50 = 0 THEN '*' ELSE ' ' END, i
-FROM generate_series(1, $1::int / 4) AS i;
-INSERT INTO sc6010 (c6_filial, c6_num, c6_item, c6_produto, c6_descri, c6_um, c6_qtdven, c6_prcven, c6_valor, c6_tes,
-	c6_cf, c6_entreg, c6_nota, c6_serie, c6_obs, d_e_l_e_t_, r_e_c_n_o_)
-SELECT '01', lpad((i / 4)::text, 6, '0'), lpad((i % 4 + 1)::text, 2, '0'), lpad((pg_temp.h(i, 20) % 40000)::text, 15, '0'),
-	(ARRAY['CAFE TORRADO 500G','ACUCAR CRISTAL 1KG','FEIJAO CARIOCA 1KG','OLEO DE SOJA 900ML'])[1 + pg_temp.h(i, 21) % 4],
-	(ARRAY['UN','KG','CX','LT'])[1 + pg_temp.h(i, 22) % 4], 1 + pg_temp.h(i, 23) % 24, (100 + pg_temp.h(i, 24) % 500000) / 100.0,
-	(pg_temp.h(i, 25) % 10000000) / 100.0, (ARRAY['501','502','601'])[1 + pg_temp.h(i, 26) % 3], '5102',
-	to_char(date '2020-01-05' + (pg_temp.h(i, 27) % 2200)::int, 'YYYYMMDD'),
-	CASE WHEN pg_temp.h(i, 28) % 3 = 0 THEN lpad((pg_temp.h(i, 29) % 999999999)::text, 9, '0') ELSE ' ' END,
-	CASE WHEN pg_temp.h(i, 28) % 3 = 0 THEN '1' ELSE ' ' END, ' ',
-	CASE WHEN pg_temp.h(i, 30) % 50 = 0 THEN '*' ELSE ' ' END, i
-FROM generate_series(1, $1::int) AS i;
-ANALYZE;
-`
-
 // archives dumps src's database twice: -Z0 (what cronbackup compresses) and the page's
 // pipeline, and returns their paths with the CPU of the page's compression (pg_dump
 // -Z6's over pg_dump -Z0's, plus gzip's).
@@ -238,20 +188,7 @@ func TestCompression(t *testing.T) {
 	fmt.Fprintf(&report, "\n| fixture | encoder | CPU s/GB | ratio vs page CPU | size vs page |\n|---|---|---|---|---|\n")
 
 	erp := fixture.NewSource(t, 15, "gzbench_erp", fixture.Size{Customers: envInt("SMARTBACKUP_BENCH_CUSTOMERS", 250_000)})
-	prot := fixture.NewSource(t, 15, "gzbench_prot", fixture.Tiny)
-	conn := prot.PG.Connect(t, prot.Database)
-	if _, err := conn.Exec(t.Context(), "DROP TABLE clientes, produtos, pedidos, itens_pedido CASCADE; SET ROLE "+prot.User); err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range strings.Split(strings.TrimSpace(protheus), ";\n") {
-		var args []any
-		if strings.Contains(stmt, "$1") {
-			args = []any{envInt("SMARTBACKUP_BENCH_PROTHEUS_ROWS", 400_000)}
-		}
-		if _, err := conn.Exec(t.Context(), stmt, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	prot := fixture.NewSource(t, 15, "gzbench_prot", fixture.Protheus{Tables: 2, Rows: envInt("SMARTBACKUP_BENCH_PROTHEUS_ROWS", 400_000)})
 	encoders := []encoder{writerEncoder(fmt.Sprintf("before: compress/flate 6, primed 1 MiB blocks, %d workers", workers),
 		func(w io.Writer) (*gzipx.Writer, error) { return gzipx.NewFlateWriter(w, 6, workers) })}
 	for _, lvl := range []int{5, 6, 7, 8} {

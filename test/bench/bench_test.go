@@ -9,7 +9,10 @@
 // on disk), SMARTBACKUP_BENCH_LARGE (scale of the memory check's second database,
 // default 4× that, ≈ 4 GB; 0 skips it), SMARTBACKUP_BENCH_RUNS (timed repetitions,
 // default 3; medians are reported), SMARTBACKUP_BENCH_PARTS (comma list of data,
-// memory, admission; default all: "data" is backup, restore and the init fast path).
+// memory, admission, protheus; default all: "data" is backup, restore and the init fast
+// path on the ERP fixture, "protheus" backup and restore on a Protheus-shaped database
+// of SMARTBACKUP_BENCH_PROTHEUS_TABLES tables, default 3000, and
+// SMARTBACKUP_BENCH_PROTHEUS_ROWS rows in its big tables, default 1600000).
 package bench
 
 import (
@@ -145,7 +148,9 @@ func (r *report) markdown() string {
 type bench struct {
 	t          *testing.T
 	pg         *testenv.Postgres
-	src        *fixture.Source
+	src        *fixture.Source // the fixture the data parts measure
+	label      string          // its name in the metrics
+	protheus   string          // the Protheus-shaped fixture, when measured
 	s3         *testenv.S3
 	cronbackup string
 	initres    string
@@ -154,6 +159,11 @@ type bench struct {
 }
 
 func TestBenchmarks(t *testing.T) {
+	// The servers run with the durability customers' servers have, unless
+	// SMARTBACKUP_TEST_PG_DURABLE=0 asks for the tests' settings (fsync off).
+	if os.Getenv(testenv.DurableEnv) == "" {
+		t.Setenv(testenv.DurableEnv, "1")
+	}
 	customers := envInt("SMARTBACKUP_BENCH_CUSTOMERS", 700_000)
 	large := envInt("SMARTBACKUP_BENCH_LARGE", 4*customers)
 	b := &bench{t: t, runs: max(envInt("SMARTBACKUP_BENCH_RUNS", 3), 1), rep: &report{}}
@@ -171,7 +181,9 @@ func TestBenchmarks(t *testing.T) {
 		fmt.Printf("bench: fixture of %d customers, %d MiB on disk, generated in %s (PostgreSQL %d, %d runs each)\n",
 			customers, dbBytes>>20, time.Since(start).Round(time.Second), b.pg.Major, b.runs)
 	}
+	erp := b.src
 	if want("data") {
+		b.label = "ERP"
 		objects := b.backups()
 		b.restores(objects)
 		b.fastPath(objects)
@@ -179,12 +191,31 @@ func TestBenchmarks(t *testing.T) {
 	if want("memory") && large > 0 {
 		b.memory(large)
 	}
+	if want("protheus") {
+		if b.pg == nil {
+			b.pg = testenv.StartPostgres(t, 12)
+			b.s3 = testenv.StartS3(t)
+			b.cronbackup = testenv.Build(t, "cronbackup")
+			b.initres = testenv.Build(t, "initrestore")
+		}
+		shape := fixture.Protheus{Tables: envInt("SMARTBACKUP_BENCH_PROTHEUS_TABLES", 3000), Rows: envInt("SMARTBACKUP_BENCH_PROTHEUS_ROWS", 1_600_000)}
+		start := time.Now()
+		b.src = fixture.NewSource(t, 12, "bench_protheus", shape)
+		var size int64
+		_ = b.pg.Connect(t, "postgres").QueryRow(t.Context(), "SELECT pg_database_size($1)", b.src.Database).Scan(&size)
+		fmt.Printf("bench: Protheus-shaped fixture of %d tables (%d rows in sc6010), %d MiB on disk, generated in %s\n",
+			shape.Tables, shape.Rows, size>>20, time.Since(start).Round(time.Second))
+		b.label = fmt.Sprintf("Protheus %d tables", shape.Tables)
+		b.protheus = fmt.Sprintf(", Protheus-shaped %d tables (%d MiB)", shape.Tables, size>>20)
+		b.restores(b.backups())
+	}
+	b.src = erp
 	if want("admission") {
 		b.admission()
 	}
 
-	md := fmt.Sprintf("Fixture: %d customers (%d MiB on disk), PostgreSQL 12, MinIO on loopback, %d runs each (medians), %s.\n\n%s",
-		customers, dbBytes>>20, b.runs, time.Now().UTC().Format("2006-01-02"), b.rep.markdown())
+	md := fmt.Sprintf("Fixtures: ERP %d customers (%d MiB on disk)%s; PostgreSQL 12 (durable: %s), MinIO on loopback, %d runs each (medians), %s.\n\n%s",
+		customers, dbBytes>>20, b.protheus, os.Getenv(testenv.DurableEnv), b.runs, time.Now().UTC().Format("2006-01-02"), b.rep.markdown())
 	fmt.Println()
 	fmt.Print(md)
 	if err := os.WriteFile(filepath.Join(testenv.RepoRoot(), "test", "bench", "results.md"), []byte(md), 0o644); err != nil {
@@ -268,7 +299,7 @@ func (b *bench) backups() map[string]string {
 	fmt.Printf("bench: baseline backup wall=%s cpu=%s size=%d\n", bm.wall.Round(time.Millisecond), bm.cpu.Round(time.Millisecond), bm.size)
 	for i, v := range variants {
 		m := median(runs[i])
-		prefix := fmt.Sprintf("backup[%s]", v.name)
+		prefix := fmt.Sprintf("%s backup[%s]", b.label, v.name)
 		b.rep.metric(prefix+" wall", m.wall.Seconds(), bm.wall.Seconds(), "s", goalIf(i == 0, "≤ 0.50"))
 		b.rep.metric(prefix+" cpu", m.cpu.Seconds(), bm.cpu.Seconds(), "s", "")
 		b.rep.metric(prefix+" size", float64(m.size), float64(bm.size), "B", goalIf(i == 0, "≤ 1.02"))

@@ -99,6 +99,9 @@ func StartPostgresTLS(tb testing.TB, major int) *Postgres {
 	return slot.pg
 }
 
+// DurableEnv, set to 1, starts test servers with PostgreSQL's default durability.
+const DurableEnv = "SMARTBACKUP_TEST_PG_DURABLE"
+
 // serverCredential: PostgreSQL refuses to run as root, so as root the server runs as the
 // "postgres" user Debian's package creates.
 func serverCredential() (*syscall.Credential, int, int, error) {
@@ -151,10 +154,14 @@ func startPostgres(tb testing.TB, major int, tlsOnly bool) (*Postgres, error) {
 	}
 	port := FreePort(tb)
 	// Durability settings are off: a test server's data lives as long as the test.
+	// Benchmarks set SMARTBACKUP_TEST_PG_DURABLE=1 to measure against the settings
+	// customers' servers have (every commit and index build waits for its fsync).
 	args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "shared_buffers=128MB",
 		"-c", "password_encryption=scram-sha-256"}
+	if os.Getenv(DurableEnv) != "1" {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
 	caFile := ""
 	if tlsOnly {
 		if caFile, err = setUpTLS(dir, data, uid, gid); err != nil {

@@ -91,6 +91,7 @@ func New(cfg *config.Config, restConfig *rest.Config, opts Options) (*Webhook, e
 		Logger:                        logf.Log.WithName(Name),
 		Metrics:                       metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		HealthProbeBindAddress:        cfg.HealthAddr,
+		PprofBindAddress:              cfg.PprofAddr,
 		LeaderElection:                cfg.LeaderElection,
 		LeaderElectionID:              Name,
 		LeaderElectionNamespace:       cfg.Namespace,

@@ -203,6 +203,9 @@ type Config struct {
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:":8080"`
 	// HealthAddr serves /healthz and /readyz.
 	HealthAddr string `envconfig:"HEALTH_ADDR" default:":8081"`
+	// PprofAddr serves Go's /debug/pprof (empty, the default, disables it): for
+	// profiling a replica through a port-forward, never exposed by the chart.
+	PprofAddr string `envconfig:"PPROF_ADDR"`
 	// LeaderElection makes one replica run the CronJob reconciler; every replica serves
 	// admission requests.
 	LeaderElection bool `envconfig:"LEADER_ELECTION" default:"true"`
