@@ -53,12 +53,14 @@ func (b *bench) admission() {
 		"SMARTBACKUP_PPROF_ADDR":            fmt.Sprintf("127.0.0.1:%d", pprofPort),
 	})
 	startNoop(t, cs)
+	annotate := "bench-admission-annotate"
 
 	ours := "bench-admission-ours"
 	other := "bench-admission-noop"
 	mkNS(t, cs, ours, map[string]string{contract.LabelEnabled: "true", contract.LabelProduct: contract.ProductSistemico,
 		contract.LabelEnvironment: contract.EnvironmentProduction, contract.LabelCustomer: "bench"})
 	mkNS(t, cs, other, map[string]string{"smartbackup.io/bench-noop": "true"})
+	mkNS(t, cs, annotate, map[string]string{"smartbackup.io/bench-noop": "true"})
 
 	procs := map[string]int{"webhook": wh.Cmd.Process.Pid, "kube-apiserver": childPid("kube-apiserver"), "etcd": childPid("etcd")}
 	if dir := os.Getenv("SMARTBACKUP_BENCH_PROFILE"); dir != "" {
@@ -72,8 +74,8 @@ func (b *bench) admission() {
 	const perRound, rounds = 100, 4
 	for _, shape := range []podShape{minimalPod, deploymentPod} {
 		for _, conc := range []int{1, 10, 50, 200} {
-			var o, n latency
-			var cpuOurs, cpuNoop map[string]int64
+			var o, n, a latency
+			var cpuOurs, cpuNoop, cpuAnnotate map[string]int64
 			sum0, n0 := scrape(metrics, "controller_runtime_webhook_latency_seconds_sum"+hook), scrape(metrics, "controller_runtime_webhook_latency_seconds_count"+hook)
 			for range rounds {
 				c0 := cpuOf(procs)
@@ -82,16 +84,20 @@ func (b *bench) admission() {
 				n.add(creates(t, cs, other, shape, perRound, conc))
 				c2 := cpuOf(procs)
 				cpuOurs, cpuNoop = addCPU(cpuOurs, c0, c1), addCPU(cpuNoop, c1, c2)
+				a.add(creates(t, cs, annotate, shape, perRound, conc))
+				cpuAnnotate = addCPU(cpuAnnotate, c2, cpuOf(procs))
 			}
 			sum1, n1 := scrape(metrics, "controller_runtime_webhook_latency_seconds_sum"+hook), scrape(metrics, "controller_runtime_webhook_latency_seconds_count"+hook)
 			name := fmt.Sprintf("admission, %s, %d creates at concurrency %d", shape.name, perRound*rounds, conc)
 			b.rep.metric(name+" p50", ms(o.quantile(0.5)), ms(n.quantile(0.5)), "ms", "")
 			b.rep.metric(name+" p99", ms(o.quantile(0.99)), ms(n.quantile(0.99)), "ms", "≤ 1.20")
+			b.rep.metric(name+" p99, a webhook adding one annotation vs the no-op", ms(a.quantile(0.99)), ms(n.quantile(0.99)), "ms", "")
 			b.rep.metric(name+" errors", float64(o.errors), float64(n.errors), "", goalIf(conc == 200, "0"))
 			total := func(m map[string]int64) float64 {
 				return float64(m["webhook"]+m["kube-apiserver"]+m["etcd"]) / 1e6 / (perRound * rounds)
 			}
 			b.rep.metric(name+" CPU per create and delete (webhook+apiserver+etcd)", total(cpuOurs), total(cpuNoop), "ms", "")
+			b.rep.metric(name+" CPU per create and delete, a webhook adding one annotation vs the no-op", total(cpuAnnotate), total(cpuNoop), "ms", "")
 			for _, p := range []string{"webhook", "kube-apiserver", "etcd"} {
 				fmt.Printf("bench: %s: %s CPU per create and delete: ours=%.2fms noop=%.2fms\n", name, p,
 					float64(cpuOurs[p])/1e6/(perRound*rounds), float64(cpuNoop[p])/1e6/(perRound*rounds))
@@ -332,7 +338,8 @@ func mkNS(t interface{ Fatalf(string, ...any) }, cs kubernetes.Interface, name s
 	}
 }
 
-// startNoop serves an admission webhook that allows every pod unchanged, registered like
+// startNoop serves an admission webhook that allows every pod unchanged (in
+// bench-admission-annotate, with one annotation added), registered like
 // ours (same rules, selectors, timeout) for namespaces labelled bench-noop.
 func startNoop(t interface {
 	Fatalf(string, ...any)
@@ -359,6 +366,18 @@ func startNoop(t interface {
 				return
 			}
 			review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
+			if review.Request.Namespace == "bench-admission-annotate" {
+				// The least a mutating webhook can do: one annotation. The apiserver then
+				// applies a patch and runs its admission plugins a second time.
+				var pod corev1.Pod
+				_ = json.Unmarshal(review.Request.Object.Raw, &pod)
+				patch := `[{"op":"add","path":"/metadata/annotations","value":{"bench.smartbackup.io/seen":"true"}}]`
+				if pod.Annotations != nil {
+					patch = `[{"op":"add","path":"/metadata/annotations/bench.smartbackup.io~1seen","value":"true"}]`
+				}
+				pt := admissionv1.PatchTypeJSONPatch
+				review.Response.Patch, review.Response.PatchType = []byte(patch), &pt
+			}
 			review.Request = nil
 			_ = json.NewEncoder(w).Encode(&review)
 		}),
