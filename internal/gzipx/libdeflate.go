@@ -71,6 +71,8 @@ type memberWriter struct {
 	emitted chan struct{}
 	workers sync.WaitGroup
 
+	release func() // gives the members' C memory back to the soft memory limit
+
 	mu     sync.Mutex
 	err    error
 	closed bool
@@ -111,6 +113,7 @@ func newMemberWriter(w io.Writer, level, workers, blockSize int) (*memberWriter,
 		buf := unsafe.Slice((*byte)(mem), blockSize+outSize)
 		z.free <- &member{in: buf[:0:blockSize], out: buf[blockSize : blockSize : blockSize+outSize], done: make(chan error, 1), mem: mem}
 	}
+	z.release = reserveOffHeap(int64(n) * int64(blockSize+outSize))
 	for _, c := range comps {
 		z.workers.Add(1)
 		go z.work(c)
@@ -243,6 +246,9 @@ func (z *memberWriter) freeMembers() {
 		case m := <-z.free:
 			C.free(m.mem)
 		default:
+			if z.release != nil {
+				z.release()
+			}
 			return
 		}
 	}
