@@ -170,18 +170,19 @@ func TestBenchmarks(t *testing.T) {
 	parts := os.Getenv("SMARTBACKUP_BENCH_PARTS")
 	want := func(p string) bool { return parts == "" || strings.Contains(","+parts+",", ","+p+",") }
 	var dbBytes int64
-	if want("data") || want("memory") {
+	if want("data") || want("memory") || want("protheus") {
 		b.pg = testenv.StartPostgres(t, 12)
 		b.s3 = testenv.StartS3(t)
 		b.cronbackup = testenv.Build(t, "cronbackup")
 		b.initres = testenv.Build(t, "initrestore")
+	}
+	if want("data") || want("memory") {
 		start := time.Now()
 		b.src = fixture.NewSource(t, 12, "bench_erp", fixture.Size{Customers: customers})
 		_ = b.pg.Connect(t, "postgres").QueryRow(t.Context(), "SELECT pg_database_size($1)", b.src.Database).Scan(&dbBytes)
 		fmt.Printf("bench: fixture of %d customers, %d MiB on disk, generated in %s (PostgreSQL %d, %d runs each)\n",
 			customers, dbBytes>>20, time.Since(start).Round(time.Second), b.pg.Major, b.runs)
 	}
-	erp := b.src
 	if want("data") {
 		b.label = "ERP"
 		objects := b.backups()
@@ -192,12 +193,6 @@ func TestBenchmarks(t *testing.T) {
 		b.memory(large)
 	}
 	if want("protheus") {
-		if b.pg == nil {
-			b.pg = testenv.StartPostgres(t, 12)
-			b.s3 = testenv.StartS3(t)
-			b.cronbackup = testenv.Build(t, "cronbackup")
-			b.initres = testenv.Build(t, "initrestore")
-		}
 		shape := fixture.Protheus{Tables: envInt("SMARTBACKUP_BENCH_PROTHEUS_TABLES", 3000), Rows: envInt("SMARTBACKUP_BENCH_PROTHEUS_ROWS", 1_600_000)}
 		start := time.Now()
 		b.src = fixture.NewSource(t, 12, "bench_protheus", shape)
@@ -209,7 +204,6 @@ func TestBenchmarks(t *testing.T) {
 		b.protheus = fmt.Sprintf(", Protheus-shaped %d tables (%d MiB)", shape.Tables, size>>20)
 		b.restores(b.backups())
 	}
-	b.src = erp
 	if want("admission") {
 		b.admission()
 	}
