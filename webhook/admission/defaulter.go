@@ -3,13 +3,17 @@
 // source, apply), records an Event when it denies a pod, and counts every outcome; and
 // the one definition of the MutatingWebhookConfiguration that routes dbaccess pods to it.
 //
-// The framework decodes the AdmissionReview, deep-copies the pod, diffs the defaulted pod
-// into a JSON patch and turns a returned error into a denial: no patch is built by hand.
+// The handler decodes the pod, runs Default on it and answers with Diff of the pod's
+// JSON before and after: no patch is built by hand, and a returned error is a denial.
 package admission
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -64,7 +68,51 @@ var _ ctrladmission.Defaulter[*corev1.Pod] = (*Defaulter)(nil)
 
 // NewWebhook is the admission webhook serving d at Path.
 func NewWebhook(scheme *runtime.Scheme, d *Defaulter) *ctrladmission.Webhook {
-	return ctrladmission.WithDefaulter[*corev1.Pod](scheme, d)
+	return &ctrladmission.Webhook{Handler: &handler{defaulter: d, decoder: ctrladmission.NewDecoder(scheme)}}
+}
+
+// handler is controller-runtime's defaulter handler (WithDefaulter) with Diff in place
+// of its general JSON diff: decode, default, marshal, diff. The pod is marshalled
+// before and after Default by the same types, so a field the apiserver knows and our
+// types do not is neither removed nor rewritten.
+type handler struct {
+	defaulter *Defaulter
+	decoder   ctrladmission.Decoder
+}
+
+func (h *handler) Handle(ctx context.Context, req ctrladmission.Request) ctrladmission.Response {
+	if req.Operation == admissionv1.Delete {
+		return ctrladmission.Allowed("")
+	}
+	ctx = ctrladmission.NewContextWithRequest(ctx, req)
+	var pod corev1.Pod
+	if err := h.decoder.Decode(req, &pod); err != nil {
+		return ctrladmission.Errored(http.StatusBadRequest, err)
+	}
+	before, err := json.Marshal(&pod)
+	if err != nil {
+		return ctrladmission.Errored(http.StatusInternalServerError, err)
+	}
+	if err := h.defaulter.Default(ctx, &pod); err != nil {
+		var st apierrors.APIStatus
+		if errors.As(err, &st) {
+			status := st.Status()
+			return ctrladmission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
+		}
+		return ctrladmission.Denied(err.Error())
+	}
+	after, err := json.Marshal(&pod)
+	if err != nil {
+		return ctrladmission.Errored(http.StatusInternalServerError, err)
+	}
+	if bytes.Equal(before, after) {
+		return ctrladmission.Allowed("")
+	}
+	ops, err := Diff(before, after)
+	if err != nil {
+		return ctrladmission.Errored(http.StatusInternalServerError, err)
+	}
+	return ctrladmission.Patched("", ops...)
 }
 
 // Default implements admission.Defaulter: it mutates pod in place, or returns the

@@ -312,3 +312,54 @@ func TestNamespacesFromTheCacheFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestPatchLeavesTheAuthorsFields: the injection into a pod with its own init container,
+// env and sidecar is additions only (the framework's diff rewrote the author's init
+// container field by field into ours, and the author's env vars into ours), and a field
+// the webhook's API types do not know survives in the apiserver's copy.
+func TestPatchLeavesTheAuthorsFields(t *testing.T) {
+	cfg := configtest.New(t, nil)
+	d := &admission.Defaulter{Config: cfg, Reader: namespaces{items: testNamespaces}}
+	p := dbaccess(nil)
+	p.Annotations = map[string]string{"prometheus.io/scrape": "true"}
+	p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "TZ", Value: "America/Sao_Paulo"}, {Name: "THREADS", Value: "64"}}
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "log-shipper", Image: "erp/log-shipper:2", Args: []string{"--json"}})
+	p.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "erp/migrate:1", Args: []string{"up"}}}
+	p.Spec.Volumes = []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}}}
+	body := review(t, admissionv1.Create, "acme-prd", p, false)
+	// A field of a newer API in the author's container, as a newer apiserver sends it.
+	body = bytes.Replace(body, []byte(`"name":"dbaccess",`), []byte(`"name":"dbaccess","futureField":{"on":true},`), 1)
+	if !bytes.Contains(body, []byte("futureField")) {
+		t.Fatal("the review has no unknown field to keep")
+	}
+	_, out := serve(t, admission.NewWebhook(clientgoscheme.Scheme, d), body)
+	var ops []struct{ Op, Path string }
+	if err := json.Unmarshal(out.Response.Patch, &ops); err != nil {
+		t.Fatalf("patch %q: %v", out.Response.Patch, err)
+	}
+	for _, o := range ops {
+		if o.Op != "add" {
+			t.Errorf("%s %s: the injection only adds", o.Op, o.Path)
+		}
+	}
+	// An annotation, our init container, our env vars, our volumes: nothing else.
+	if len(ops) > 12 {
+		t.Errorf("%d operations, want at most 12: %s", len(ops), out.Response.Patch)
+	}
+	var ar admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &ar); err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatch.DecodePatch(out.Response.Patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := patch.Apply(ar.Request.Object.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(patched, []byte(`"futureField":{"on":true}`)) {
+		t.Errorf("the unknown field is gone: %s", patched)
+	}
+	checkPatch(t, body, out.Response.Patch, "acme-prd", d)
+}
