@@ -633,3 +633,27 @@ func peakRSS(t *testing.T) int64 {
 	t.Fatal("no VmHWM in /proc/self/status")
 	return 0
 }
+
+// TestS3ReusesPartBuffers: uploads one after the other share their part buffers, so a
+// backup's dump and the manifests after it allocate them once (each small Put took a
+// fresh 32 MiB before, which the heap grew by up to the soft memory limit).
+func TestS3ReusesPartBuffers(t *testing.T) {
+	s := drivers()["s3"].open(t).(*s3Store)
+	ctx := t.Context()
+	put := func(key string, n int64) {
+		if _, err := s.Put(ctx, key, newGenerator(n, 5), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a/warm", 20<<20) // multipart: two buffers now free
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range 6 {
+		put("a/manifest-"+strconv.Itoa(i), 300)
+	}
+	put("a/big", 40<<20)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("6 small uploads and a 40 MiB one allocated %d MiB; their part buffers should be reused", got>>20)
+	}
+}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"sync"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,12 @@ type s3Store struct {
 	// copyPartSize is the largest object CopyObject copies in one request (S3 allows
 	// 5 GiB) and the part size of multipart copies above it.
 	copyPartSize int64
+	// spare keeps up to concurrency+1 part buffers from one upload to the next: a
+	// backup writes its dump and then a few small manifests, and fresh buffers for each
+	// (32 MiB per upload) were garbage the heap grew by up to the soft memory limit.
+	// (Not a sync.Pool: its per-processor slots hide a buffer from the next upload.)
+	mu    sync.Mutex
+	spare [][]byte
 }
 
 const (
@@ -72,6 +79,27 @@ func newS3(ctx context.Context, loc Location) (*s3Store, error) {
 		concurrency:  intOption(loc.Query, "concurrency", defaultS3Concurrency),
 		copyPartSize: maxSingleCopy,
 	}, nil
+}
+
+// part is a buffer of partSize, a spare one when there is one.
+func (s *s3Store) part() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.spare); n > 0 {
+		b := s.spare[n-1]
+		s.spare = s.spare[:n-1]
+		return b
+	}
+	return make([]byte, s.partSize)
+}
+
+// release keeps b for the next upload, unless as many as one upload uses are kept.
+func (s *s3Store) release(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.spare) < s.concurrency+1 {
+		s.spare = append(s.spare, b[:cap(b)])
+	}
 }
 
 func (s *s3Store) String() string { return s.loc.String() }

@@ -14,9 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// s3Upload streams a reader of unknown length into one object. It owns exactly
-// concurrency+1 part buffers, allocated once, so a write's memory is bounded and does
-// not grow with the object: one buffer fills from the reader while the others upload.
+// s3Upload streams a reader of unknown length into one object. It holds at most
+// concurrency+1 part buffers (one for an object smaller than a part), taken from the
+// store's free ones, so a write's memory is bounded and does not grow with the object:
+// one buffer fills from the reader while the others upload.
 // A stream shorter than one part is sent as a single PutObject. Parts carry CRC32
 // checksums that S3 verifies. On any failure (the reader's, S3's, or a cancelled
 // context) the multipart upload is aborted with a fresh context, so nothing remains.
@@ -32,18 +33,36 @@ type s3Upload struct {
 }
 
 func (u *s3Upload) run(ctx context.Context, r io.Reader) error {
-	free := make(chan []byte, u.s.concurrency+1)
-	for range u.s.concurrency + 1 {
-		free <- make([]byte, u.s.partSize)
-	}
-	buf := <-free
+	buf := u.s.part()
 	n, err := fill(r, buf)
 	if err == io.EOF {
-		return u.single(ctx, buf[:n])
+		if err := u.single(ctx, buf[:n]); err != nil {
+			return err // the transport may still read a failed request's body
+		}
+		u.s.release(buf)
+		return nil
 	}
 	if err != nil {
+		u.s.release(buf)
 		return err
 	}
+	free := make(chan []byte, u.s.concurrency+1)
+	for range u.s.concurrency {
+		free <- u.s.part()
+	}
+	// Every buffer is back in free once the parts in flight are done (one taken by
+	// the loop when it stopped may not be: it is left to the collector). After a
+	// failure none is kept: the transport may still read a failed request's body.
+	defer func() {
+		for u.err == nil {
+			select {
+			case b := <-free:
+				u.s.release(b)
+			default:
+				return
+			}
+		}
+	}()
 
 	create, err := u.s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            aws.String(u.s.loc.Bucket),
