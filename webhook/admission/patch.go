@@ -46,7 +46,7 @@ func kind(v []byte) byte {
 	return v[0]
 }
 
-func (d *differ) add(op, path string, v json.RawMessage) {
+func (d *differ) emit(op, path string, v json.RawMessage) {
 	o := jsonpatch.Operation{Operation: op, Path: path}
 	if v != nil {
 		o.Value = v
@@ -64,7 +64,7 @@ func (d *differ) value(path string, a, b json.RawMessage) error {
 	case ka == '[' && kb == '[':
 		return d.array(path, a, b)
 	}
-	d.add("replace", path, b)
+	d.emit("replace", path, b)
 	return nil
 }
 
@@ -79,13 +79,13 @@ func (d *differ) object(path string, a, b json.RawMessage) error {
 	// Sorted keys: the same documents always give the same patch.
 	for _, k := range sortedKeys(ma) {
 		if _, ok := mb[k]; !ok {
-			d.add("remove", path+"/"+escape(k), nil)
+			d.emit("remove", path+"/"+escape(k), nil)
 		}
 	}
 	for _, k := range sortedKeys(mb) {
 		va, ok := ma[k]
 		if !ok {
-			d.add("add", path+"/"+escape(k), mb[k])
+			d.emit("add", path+"/"+escape(k), mb[k])
 			continue
 		}
 		if err := d.value(path+"/"+escape(k), va, mb[k]); err != nil {
@@ -122,10 +122,10 @@ func (d *differ) array(path string, a, b json.RawMessage) error {
 		}
 	}
 	for i := m; i < len(mb); i++ {
-		d.add("add", path+"/"+strconv.Itoa(p+i), mb[i])
+		d.emit("add", path+"/"+strconv.Itoa(p+i), mb[i])
 	}
 	for i := m; i < len(ma); i++ {
-		d.add("remove", path+"/"+strconv.Itoa(p+m), nil)
+		d.emit("remove", path+"/"+strconv.Itoa(p+m), nil)
 	}
 	return nil
 }
