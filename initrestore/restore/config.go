@@ -68,6 +68,9 @@ type Config struct {
 	ScratchMax Size `envconfig:"RESTORE_SCRATCH_MAX"`
 	// Jobs is pg_restore -j for a spooled archive (default: the CPUs available).
 	Jobs int `envconfig:"RESTORE_JOBS"`
+	// PostDataJobs is pg_restore -j for the post-data section (indexes, constraints,
+	// triggers) of a spooled archive (default: twice Jobs; see loadSpooled).
+	PostDataJobs int `envconfig:"RESTORE_POST_DATA_JOBS"`
 	// MaskingSQL is a SQL file run in the restored database before the swap.
 	MaskingSQL string `envconfig:"RESTORE_MASKING_SQL"`
 	// ClientRoot holds <major>/bin/pg_restore per installed client major.
@@ -95,6 +98,9 @@ func (c *Config) validate() error {
 	}
 	if c.Jobs <= 0 {
 		c.Jobs = runtime.GOMAXPROCS(0)
+	}
+	if c.PostDataJobs <= 0 {
+		c.PostDataJobs = 2 * c.Jobs
 	}
 	var exts []string
 	for _, e := range c.Extensions {

@@ -228,6 +228,26 @@ func (tg *target) checkAnalyzed(t *testing.T) {
 	}
 }
 
+// checkSchema compares the restored database's indexes, constraints, triggers, rules
+// and views with the source's.
+func (tg *target) checkSchema(t *testing.T, src *fixture.Source) {
+	t.Helper()
+	want, err := fixture.Schema(t.Context(), src.PG.Connect(t, src.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fixture.Schema(t.Context(), tg.pg.Connect(t, tg.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 {
+		t.Fatal("the source has no index, constraint or view to compare")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("restored schema (-source +restored):\n%s", diff)
+	}
+}
+
 func (tg *target) checkRestored(t *testing.T, want fixture.Summary) restore.Record {
 	t.Helper()
 	if dbs := tg.databases(t); !cmp.Equal(dbs, []string{tg.db}) {
@@ -324,6 +344,7 @@ func TestRestoresMissingDatabase(t *testing.T) {
 			}
 			rec := tg.checkRestored(t, src.Summary)
 			tg.checkAnalyzed(t)
+			tg.checkSchema(t, src)
 			if rec.SourceNamespace != prodNS || rec.Pod != "dbaccess-7c9f-abcde" || rec.RestoredAt.IsZero() {
 				t.Errorf("record %+v", rec)
 			}
@@ -341,6 +362,13 @@ func TestRestoresMissingDatabase(t *testing.T) {
 			}
 			if wantSpool && !strings.Contains(logs, `"archive indexed for a parallel restore"`) {
 				t.Errorf("the spooled archive was not indexed")
+			}
+			// Spooled: the definitions and data with RESTORE_JOBS, then post-data with
+			// twice as many (the default of RESTORE_POST_DATA_JOBS).
+			passes := strings.Count(logs, `"msg":"pg_restore started"`)
+			if wantSpool && (passes != 2 || !strings.Contains(logs, `"jobs":2,"sections":["pre-data","data"]`) || !strings.Contains(logs, `"jobs":4,"sections":["post-data"]`)) ||
+				!wantSpool && passes != 1 {
+				t.Errorf("pg_restore ran %d times (spooled %v); want the two passes when spooled, one streamed", passes, wantSpool)
 			}
 			if !strings.Contains(logs, `"restore complete"`) || !strings.Contains(logs, `"download progress"`) && !strings.Contains(logs, `"download complete"`) {
 				t.Errorf("the log lacks the audit or progress lines")
@@ -856,13 +884,34 @@ func TestRestoreSessionOptions(t *testing.T) {
 }
 
 func TestRestoreArgs(t *testing.T) {
-	got := restore.RestoreArgs("hml__restoring", "app", "/tmp/toc.list", "/scratch/a.dump", 4)
+	got := restore.RestoreArgs("hml__restoring", "app", "/tmp/toc.list", "/scratch/a.dump", restore.RestorePass{Jobs: 4})
 	want := []string{"--dbname=hml__restoring", "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=app", "--use-list=/tmp/toc.list", "--jobs=4", "/scratch/a.dump"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if got := restore.RestoreArgs("db", "app", "l", "", 1); contains(got, "--jobs=1") || len(got) != 7 {
+	got = restore.RestoreArgs("db", "app", "l", "/s/a.dump", restore.RestorePass{Sections: []string{"pre-data", "data"}, Jobs: 2})
+	want = []string{"--dbname=db", "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=app", "--use-list=l", "--section=pre-data", "--section=data", "--jobs=2", "/s/a.dump"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("sectioned (-want +got):\n%s", diff)
+	}
+	if got := restore.RestoreArgs("db", "app", "l", "", restore.RestorePass{Jobs: 1}); contains(got, "--jobs=1") || len(got) != 7 {
 		t.Errorf("streamed args %v", got)
+	}
+}
+
+func TestSpooledPasses(t *testing.T) {
+	tests := []struct {
+		jobs, post int
+		want       []restore.RestorePass
+	}{
+		{2, 4, []restore.RestorePass{{Sections: []string{"pre-data", "data"}, Jobs: 2}, {Sections: []string{"post-data"}, Jobs: 4}}},
+		{4, 2, []restore.RestorePass{{Sections: []string{"pre-data", "data"}, Jobs: 4}, {Sections: []string{"post-data"}, Jobs: 2}}},
+		{3, 3, []restore.RestorePass{{Jobs: 3}}}, // equal: one pass, as before the setting existed
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.want, restore.SpooledPasses(tc.jobs, tc.post)); diff != "" {
+			t.Errorf("SpooledPasses(%d, %d) (-want +got):\n%s", tc.jobs, tc.post, diff)
+		}
 	}
 }
 

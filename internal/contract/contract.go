@@ -69,6 +69,9 @@ const (
 	EnvRestoreScratchMax = "RESTORE_SCRATCH_MAX"
 	// EnvRestoreJobs is pg_restore -j when spooled (default: the CPUs available).
 	EnvRestoreJobs = "RESTORE_JOBS"
+	// EnvRestorePostDataJobs is pg_restore -j for the indexes and constraints of a
+	// spooled archive (default: twice RESTORE_JOBS).
+	EnvRestorePostDataJobs = "RESTORE_POST_DATA_JOBS"
 	// EnvRestoreMaskingSQL is a SQL file run in the restored database before it is
 	// swapped in; mandatory in internal-dev environments.
 	EnvRestoreMaskingSQL = "RESTORE_MASKING_SQL"
