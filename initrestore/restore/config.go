@@ -66,11 +66,9 @@ type Config struct {
 	// ScratchMax is the scratch volume's size limit (a Kubernetes quantity such as
 	// 20Gi); archives that would not fit are streamed.
 	ScratchMax Size `envconfig:"RESTORE_SCRATCH_MAX"`
-	// Jobs is pg_restore -j for a spooled archive (default: the CPUs available).
+	// Jobs is pg_restore -j for a spooled archive (default: twice the CPUs available;
+	// see SpooledPasses). ANALYZE uses as many connections, up to the CPUs.
 	Jobs int `envconfig:"RESTORE_JOBS"`
-	// PostDataJobs is pg_restore -j for the post-data section (indexes, constraints,
-	// triggers) of a spooled archive (default: twice Jobs; see loadSpooled).
-	PostDataJobs int `envconfig:"RESTORE_POST_DATA_JOBS"`
 	// MaskingSQL is a SQL file run in the restored database before the swap.
 	MaskingSQL string `envconfig:"RESTORE_MASKING_SQL"`
 	// ClientRoot holds <major>/bin/pg_restore per installed client major.
@@ -97,10 +95,7 @@ func (c *Config) validate() error {
 		c.SourceNamespace = c.Namespace
 	}
 	if c.Jobs <= 0 {
-		c.Jobs = runtime.GOMAXPROCS(0)
-	}
-	if c.PostDataJobs <= 0 {
-		c.PostDataJobs = 2 * c.Jobs
+		c.Jobs = 2 * runtime.GOMAXPROCS(0)
 	}
 	var exts []string
 	for _, e := range c.Extensions {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,7 +67,8 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 			return Record{}, err
 		}
 	}
-	if err := r.analyze(ctx, conn, r.cfg.Jobs); err != nil {
+	// ANALYZE computes: no more connections than cores.
+	if err := r.analyze(ctx, conn, min(r.cfg.Jobs, runtime.GOMAXPROCS(0))); err != nil {
 		return Record{}, err
 	}
 	_ = conn.Close(ctx)
@@ -198,7 +200,7 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 	if err := r.admin.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("reading the server's wal_level: %w", err))
 	}
-	for _, p := range SpooledPasses(r.cfg.Jobs, r.cfg.PostDataJobs, walLevel == "minimal") {
+	for _, p := range SpooledPasses(r.cfg.Jobs, walLevel == "minimal") {
 		if err := r.pgRestore(ctx, client, list, f.Name(), nil, p); err != nil {
 			return err
 		}
@@ -213,35 +215,32 @@ type RestorePass struct {
 	Jobs     int
 }
 
-// SpooledPasses are the pg_restore runs of a spooled archive, section by section:
+// SpooledPasses are the pg_restore runs of a spooled archive: the definitions
+// (pre-data) alone, then the data and post-data with jobs workers.
 //
-//   - pre-data alone (pg_restore runs it serially whatever its jobs): a parallel
-//     pg_restore that has just created a table wraps its data in BEGIN; TRUNCATE;
-//     COPY; COMMIT, so that a server at wal_level=minimal can skip the COPY's WAL;
-//     elsewhere the TRUNCATE only costs, and dearly: a commit that drops a relation
-//     file flushes the WAL whatever synchronous_commit says, one fsync per table.
-//     Restored in a run of its own, no table was created by the run that loads it.
-//     Measured on PostgreSQL 12 (wal_level=replica), 3,000 tables with a few hundred
-//     rows in one in ten, 2 cores: pre-data and data together 5.0 s at -j1 and 7.4 s
-//     at -j2; apart, 3.7 s and then 2.4 s at -j2. At wal_level=minimal, pre-data and
-//     data stay one run.
-//   - data with jobs workers (COPY is CPU-bound, on the server as in pg_restore);
-//   - post-data (indexes, constraints, triggers) with postDataJobs: an ERP company's is
-//     thousands of index builds on small or empty tables, each of which waits for the
-//     fsync of its new file (btbuild syncs every WAL-logged index it writes, whatever
-//     the commit settings) more than it computes, so more workers than cores overlap
-//     those waits (same database: 12.2 s at -j2, 8.9 s at -j4, 9.8 s at -j8).
+// Apart, because a parallel pg_restore that has just created a table loads its data in
+// BEGIN; TRUNCATE; COPY; COMMIT, so that a server at wal_level=minimal can skip the
+// COPY's WAL; elsewhere the TRUNCATE only costs, and dearly: a commit that drops a
+// relation file flushes the WAL whatever synchronous_commit says, one fsync per table.
+// A run that did not create the tables does not truncate them. pg_restore runs the
+// definitions serially whatever its jobs. At wal_level=minimal, one run.
 //
-// With one job throughout, one run: a serial pg_restore does no TRUNCATE.
-func SpooledPasses(jobs, postDataJobs int, walMinimal bool) []RestorePass {
-	if jobs <= 1 && postDataJobs <= 1 {
-		return []RestorePass{{Jobs: 1}}
+// The default jobs are twice the cores: an ERP company's post-data is thousands of
+// index builds on small or empty tables, each of which waits for the fsync of its new
+// file (btbuild syncs every WAL-logged index it writes, whatever the commit settings)
+// more than it computes, and more workers than cores overlap those waits; in the same
+// run, a table's indexes start as soon as its data is in.
+//
+// Measured on PostgreSQL 12 (wal_level=replica, durable), 3,000 tables with a primary
+// key and two indexes each, a few hundred rows in one in ten, 2 cores: pre-data and
+// data in one run 5.0 s at -j1, 7.4 s at -j2; apart 3.7 s then 2.4 s at -j2;
+// post-data alone 12.2 s at -j2, 8.9 s at -j4, 9.8 s at -j8; data and post-data after
+// the definitions 11.5 s in two runs (-j2, -j4), 9.5–10.2 s in one at -j4.
+func SpooledPasses(jobs int, walMinimal bool) []RestorePass {
+	if jobs <= 1 || walMinimal {
+		return []RestorePass{{Jobs: max(jobs, 1)}}
 	}
-	post := RestorePass{Sections: []string{"post-data"}, Jobs: postDataJobs}
-	if walMinimal {
-		return []RestorePass{{Sections: []string{"pre-data", "data"}, Jobs: jobs}, post}
-	}
-	return []RestorePass{{Sections: []string{"pre-data"}, Jobs: 1}, {Sections: []string{"data"}, Jobs: jobs}, post}
+	return []RestorePass{{Sections: []string{"pre-data"}, Jobs: 1}, {Sections: []string{"data", "post-data"}, Jobs: jobs}}
 }
 
 // index writes the data offsets pg_dump could not write into a piped archive, so the

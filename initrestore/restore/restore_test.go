@@ -363,13 +363,11 @@ func TestRestoresMissingDatabase(t *testing.T) {
 			if wantSpool && !strings.Contains(logs, `"archive indexed for a parallel restore"`) {
 				t.Errorf("the spooled archive was not indexed")
 			}
-			// Spooled: the definitions, the data with RESTORE_JOBS, then post-data with
-			// twice as many (the default of RESTORE_POST_DATA_JOBS).
+			// Spooled: the definitions, then the data and post-data with RESTORE_JOBS.
 			passes := strings.Count(logs, `"msg":"pg_restore started"`)
-			if wantSpool && (passes != 3 || !strings.Contains(logs, `"jobs":1,"sections":["pre-data"]`) ||
-				!strings.Contains(logs, `"jobs":2,"sections":["data"]`) || !strings.Contains(logs, `"jobs":4,"sections":["post-data"]`)) ||
-				!wantSpool && passes != 1 {
-				t.Errorf("pg_restore ran %d times (spooled %v); want the three passes when spooled, one streamed", passes, wantSpool)
+			if wantSpool && (passes != 2 || !strings.Contains(logs, `"jobs":1,"sections":["pre-data"]`) ||
+				!strings.Contains(logs, `"jobs":2,"sections":["data","post-data"]`)) || !wantSpool && passes != 1 {
+				t.Errorf("pg_restore ran %d times (spooled %v); want the two passes when spooled, one streamed", passes, wantSpool)
 			}
 			if !strings.Contains(logs, `"restore complete"`) || !strings.Contains(logs, `"download progress"`) && !strings.Contains(logs, `"download complete"`) {
 				t.Errorf("the log lacks the audit or progress lines")
@@ -901,22 +899,19 @@ func TestRestoreArgs(t *testing.T) {
 }
 
 func TestSpooledPasses(t *testing.T) {
-	pre := restore.RestorePass{Sections: []string{"pre-data"}, Jobs: 1}
 	tests := []struct {
-		jobs, post int
+		jobs       int
 		walMinimal bool
 		want       []restore.RestorePass
 	}{
-		{2, 4, false, []restore.RestorePass{pre, {Sections: []string{"data"}, Jobs: 2}, {Sections: []string{"post-data"}, Jobs: 4}}},
-		{4, 2, false, []restore.RestorePass{pre, {Sections: []string{"data"}, Jobs: 4}, {Sections: []string{"post-data"}, Jobs: 2}}},
+		{4, false, []restore.RestorePass{{Sections: []string{"pre-data"}, Jobs: 1}, {Sections: []string{"data", "post-data"}, Jobs: 4}}},
 		// wal_level=minimal: pg_restore's TRUNCATE before each COPY skips its WAL.
-		{2, 4, true, []restore.RestorePass{{Sections: []string{"pre-data", "data"}, Jobs: 2}, {Sections: []string{"post-data"}, Jobs: 4}}},
-		{1, 1, false, []restore.RestorePass{{Jobs: 1}}},
-		{1, 2, false, []restore.RestorePass{pre, {Sections: []string{"data"}, Jobs: 1}, {Sections: []string{"post-data"}, Jobs: 2}}},
+		{4, true, []restore.RestorePass{{Jobs: 4}}},
+		{1, false, []restore.RestorePass{{Jobs: 1}}}, // a serial pg_restore truncates nothing
 	}
 	for _, tc := range tests {
-		if diff := cmp.Diff(tc.want, restore.SpooledPasses(tc.jobs, tc.post, tc.walMinimal)); diff != "" {
-			t.Errorf("SpooledPasses(%d, %d, %v) (-want +got):\n%s", tc.jobs, tc.post, tc.walMinimal, diff)
+		if diff := cmp.Diff(tc.want, restore.SpooledPasses(tc.jobs, tc.walMinimal)); diff != "" {
+			t.Errorf("SpooledPasses(%d, %v) (-want +got):\n%s", tc.jobs, tc.walMinimal, diff)
 		}
 	}
 }

@@ -67,11 +67,8 @@ const (
 	// archive that would not fit is streamed instead of spooled, since exceeding an
 	// emptyDir's sizeLimit gets the pod evicted rather than a "disk full" error.
 	EnvRestoreScratchMax = "RESTORE_SCRATCH_MAX"
-	// EnvRestoreJobs is pg_restore -j when spooled (default: the CPUs available).
+	// EnvRestoreJobs is pg_restore -j when spooled (default: twice the CPUs available).
 	EnvRestoreJobs = "RESTORE_JOBS"
-	// EnvRestorePostDataJobs is pg_restore -j for the indexes and constraints of a
-	// spooled archive (default: twice RESTORE_JOBS).
-	EnvRestorePostDataJobs = "RESTORE_POST_DATA_JOBS"
 	// EnvRestoreMaskingSQL is a SQL file run in the restored database before it is
 	// swapped in; mandatory in internal-dev environments.
 	EnvRestoreMaskingSQL = "RESTORE_MASKING_SQL"

@@ -12,7 +12,7 @@ var Names = []string{
 	EnvDatabaseExtensions, EnvDatabaseWaitTimeout, EnvDatabaseSSLMode, EnvDatabaseSSLRootCert,
 	EnvBackupStorageURL, EnvNamespace, EnvPodName, EnvEnvironment,
 	EnvRestoreSourceNamespace, EnvRestoreOnMissingBackup, EnvRestoreRequestID, EnvRestoreRequestSource,
-	EnvRestoreScratchDir, EnvRestoreScratchMax, EnvRestoreJobs, EnvRestorePostDataJobs, EnvRestoreMaskingSQL,
+	EnvRestoreScratchDir, EnvRestoreScratchMax, EnvRestoreJobs, EnvRestoreMaskingSQL,
 	EnvBackupKeepDaily, EnvBackupKeepWeekly, EnvBackupKeepMonthly, EnvDumpCompression, EnvGzipLevel,
 	EnvSyncTargetURL, EnvSyncSourceURL, EnvSyncKeepDaily, EnvBackupTimezone, EnvGzipThreads,
 	EnvClientRoot, EnvProgressInterval, EnvLogVerbosity,

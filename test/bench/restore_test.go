@@ -75,7 +75,7 @@ func (b *bench) restores(buckets map[string]string) {
 		name string
 		env  []string
 	}{
-		{"spooled, -j2", []string{"RESTORE_SCRATCH_DIR=" + t.TempDir(), "RESTORE_JOBS=2"}},
+		{"spooled", []string{"RESTORE_SCRATCH_DIR=" + t.TempDir()}}, // RESTORE_JOBS by default: twice the CPUs
 		{"streamed", nil},
 	}
 	// The contenders take turns, run by run (see backups).
@@ -251,7 +251,7 @@ func (b *bench) memoryOf(src *fixture.Source) [2]int64 {
 	bucket := b.s3.NewBucket(b.t)
 	bs, _ := runSampled(b.t, b.backupEnv(src, bucket), b.cronbackup, "backup")
 	db := "bench_mem"
-	rs, _ := runSampled(b.t, b.restoreEnv(bucket, db, "RESTORE_SCRATCH_DIR="+b.t.TempDir(), "RESTORE_JOBS=2"), b.initres)
+	rs, _ := runSampled(b.t, b.restoreEnv(bucket, db, "RESTORE_SCRATCH_DIR="+b.t.TempDir()), b.initres)
 	b.dropDB(db)
 	return [2]int64{bs.maxRSS, rs.maxRSS}
 }
