@@ -235,7 +235,8 @@ type RestorePass struct {
 // key and two indexes each, a few hundred rows in one in ten, 2 cores: pre-data and
 // data in one run 5.0 s at -j1, 7.4 s at -j2; apart 3.7 s then 2.4 s at -j2;
 // post-data alone 12.2 s at -j2, 8.9 s at -j4, 9.8 s at -j8; data and post-data after
-// the definitions 11.5 s in two runs (-j2, -j4), 9.5–10.2 s in one at -j4.
+// the definitions 11.5–17.3 s in two runs (-j2, -j4), 9.5–12.6 s in one at -j4 (the
+// disk varied between series; every series ranked them alike).
 func SpooledPasses(jobs int, walMinimal bool) []RestorePass {
 	if jobs <= 1 || walMinimal {
 		return []RestorePass{{Jobs: max(jobs, 1)}}
