@@ -335,7 +335,7 @@ func TestPatchLeavesTheAuthorsFields(t *testing.T) {
 	_, out := serve(t, admission.NewWebhook(clientgoscheme.Scheme, d), body)
 	var ops []struct{ Op, Path string }
 	if err := json.Unmarshal(out.Response.Patch, &ops); err != nil {
-		t.Fatalf("patch %q: %v", out.Response.Patch, err)
+		t.Fatalf("patch %q: %v (%+v)", out.Response.Patch, err, out.Response.Result)
 	}
 	for _, o := range ops {
 		if o.Op != "add" {
