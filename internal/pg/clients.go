@@ -120,16 +120,32 @@ func (c Conn) Env() []string {
 // statement brings the server's message with it, and that can quote customer data
 // (`DETAIL:  Key (cpf)=(111.222.333-44) is duplicated.`, `CONTEXT:  COPY …`,
 // `Command was: …` with the statement text). ClientLine decides what is logged.
+//
+// Progress lines (Progress) are logged at V(1) and counted at V(0): a restore of 3,000
+// tables prints 56,000 of them, which cost the init container a second of CPU to log
+// beside the restore they describe; errors, warnings and the TOC entry a failure names
+// stay at V(0).
 func LogLines(log logr.Logger, tool string, r io.Reader) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	withheld := 0
+	verbose := log.V(1)
+	withheld, progress := 0, 0
 	for {
 		line, err := readLine(br)
 		if line != "" || err == nil {
-			if kept, ok := ClientLine(tool, line); ok {
-				log.Info("client output", "tool", tool, "line", kept)
-			} else {
-				withheld++
+			switch {
+			case Progress(tool, line):
+				progress++
+				if verbose.Enabled() {
+					if kept, ok := ClientLine(tool, line); ok {
+						verbose.Info("client output", "tool", tool, "line", kept)
+					}
+				}
+			default:
+				if kept, ok := ClientLine(tool, line); ok {
+					log.Info("client output", "tool", tool, "line", kept)
+				} else {
+					withheld++
+				}
 			}
 		}
 		if err != nil {
@@ -141,9 +157,37 @@ func LogLines(log logr.Logger, tool string, r io.Reader) {
 	}
 	// Whatever happened above, the writer must never block on a full pipe.
 	_, _ = io.Copy(io.Discard, r)
+	if progress > 0 {
+		log.Info("client progress lines (logged at verbosity 1)", "tool", tool, "lines", progress)
+	}
 	if withheld > 0 {
 		log.Info("client output lines withheld (they may quote data)", "tool", tool, "lines", withheld)
 	}
+}
+
+// Progress reports whether line is one of the messages --verbose adds ("creating TABLE
+// …", "processing item …", "finished item …", "dumping contents of table …"): the
+// client's own prefix, and nothing that reports a problem or places one (an error,
+// warning or fatal message, its detail or hint, "while PROCESSING TOC:", "from TOC
+// entry …"). A progress line naming a table called "errors" counts as a problem: the
+// rule errs towards showing.
+func Progress(tool, line string) bool {
+	rest, ok := strings.CutPrefix(line, tool+": ")
+	if !ok {
+		return false
+	}
+	for _, p := range []string{"while ", "from TOC entry", "detail", "hint", "DETAIL", "HINT"} {
+		if strings.HasPrefix(rest, p) {
+			return false
+		}
+	}
+	lower := strings.ToLower(rest)
+	for _, w := range []string{"error", "warning", "fatal", "fail", "could not", "abort"} {
+		if strings.Contains(lower, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxLineHead is how much of a line is kept; the rest of a longer line is skipped.

@@ -79,7 +79,7 @@ func TestLogLinesReadsEverything(t *testing.T) {
 	in := "pg_restore: creating TABLE \"public.x\"\n" + huge + "\n" + "pg_restore: error: could not execute query: ERROR:  bad: \"Maria\"\n" + strings.Repeat("DETAIL: Maria\n", 1000) + "pg_restore: last line"
 	var buf bytes.Buffer
 	var mu sync.Mutex
-	log := funcr.NewJSON(func(obj string) { mu.Lock(); buf.WriteString(obj + "\n"); mu.Unlock() }, funcr.Options{})
+	log := funcr.NewJSON(func(obj string) { mu.Lock(); buf.WriteString(obj + "\n"); mu.Unlock() }, funcr.Options{Verbosity: 1})
 	pr, pw := io.Pipe()
 	written := make(chan error, 1)
 	go func() {
@@ -104,6 +104,75 @@ func TestLogLinesReadsEverything(t *testing.T) {
 	for _, want := range []string{`creating TABLE \"public.x\"`, `pg_restore: last line`, `ERROR:  bad: \"…\"`, `"lines":1001`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log lacks %s:\n%.2000s", want, out)
+		}
+	}
+}
+
+// TestProgress: what pg_restore and pg_dump (12 and 15) print with --verbose, and
+// which of it is progress, logged at V(1) only.
+func TestProgress(t *testing.T) {
+	progress := []string{
+		`pg_restore: connecting to database for restore`,
+		`pg_restore: creating TABLE "public.sa1010"`,
+		`pg_restore: processing data for table "public.sa1010"`,
+		`pg_restore: creating INDEX "public.sa1010_1"`,
+		`pg_restore: processing item 3207 INDEX sa1010_1`,
+		`pg_restore: launching item 3207 INDEX sa1010_1`,
+		`pg_restore: finished item 3207 INDEX sa1010_1`,
+		`pg_restore: entering main parallel loop`,
+		`pg_restore: finished main parallel loop`,
+		`pg_dump: last built-in OID is 16383`,
+		`pg_dump: reading extensions`,
+		`pg_dump: dumping contents of table "public.sa1010"`,
+	}
+	shown := []string{
+		`pg_restore: while PROCESSING TOC:`,
+		`pg_restore: from TOC entry 3207; 1259 16420 INDEX sa1010_1 app`,
+		`pg_restore: error: could not execute query: ERROR:  could not create unique index "sa1010_1"`,
+		`pg_restore: warning: errors ignored on restore: 1`,
+		`pg_restore: detail: Command was: CREATE INDEX x`,
+		`pg_dump: error: Dumping the contents of table "sa1010" failed: PQgetResult() failed.`,
+		`pg_dump: detail: Error message from server: ERROR:  canceling statement`,
+		`pg_dump: fatal: could not connect`,
+		`pg_restore: creating TABLE "public.log_errors"`,
+		`DETAIL:  Key (cpf)=(111.222.333-44) is duplicated.`,
+	}
+	for _, l := range progress {
+		tool, _, _ := strings.Cut(l, ":")
+		if !pg.Progress(tool, l) {
+			t.Errorf("%q is not progress", l)
+		}
+	}
+	for _, l := range shown {
+		if pg.Progress("pg_restore", l) && pg.Progress("pg_dump", l) {
+			t.Errorf("%q is progress", l)
+		}
+	}
+}
+
+// TestLogLinesProgressAtVerbosity1: at verbosity 0 the progress lines are counted, not
+// logged; errors and the TOC entry a failure names still are.
+func TestLogLinesProgressAtVerbosity1(t *testing.T) {
+	in := "pg_restore: creating TABLE \"public.x\"\npg_restore: finished item 7 TABLE x\n" +
+		"pg_restore: while PROCESSING TOC:\npg_restore: from TOC entry 7; 1259 1 TABLE x app\n" +
+		"pg_restore: error: could not execute query: ERROR:  bad\n"
+	for v, want := range map[int]struct{ has, lacks []string }{
+		0: {has: []string{`"lines":2`, `from TOC entry 7`, `ERROR:  bad`, `while PROCESSING TOC`}, lacks: []string{`creating TABLE`, `finished item`}},
+		1: {has: []string{`"lines":2`, `creating TABLE`, `finished item 7`, `from TOC entry 7`, `ERROR:  bad`}},
+	} {
+		var buf bytes.Buffer
+		log := funcr.NewJSON(func(obj string) { buf.WriteString(obj + "\n") }, funcr.Options{Verbosity: v})
+		pg.LogLines(log, "pg_restore", strings.NewReader(in))
+		out := buf.String()
+		for _, s := range want.has {
+			if !strings.Contains(out, s) {
+				t.Errorf("verbosity %d: the log lacks %s:\n%s", v, s, out)
+			}
+		}
+		for _, s := range want.lacks {
+			if strings.Contains(out, s) {
+				t.Errorf("verbosity %d: the log has %s:\n%s", v, s, out)
+			}
 		}
 	}
 }
