@@ -30,10 +30,10 @@ func Anchor(raw, after []byte, ops []jsonpatch.Operation) ([]jsonpatch.Operation
 		if err != nil {
 			return nil, err
 		}
-		if len(toks) == 0 || under(op.Path, whole) {
-			if len(toks) == 0 {
-				return nil, fmt.Errorf("anchoring %s of the whole document", op.Operation)
-			}
+		if len(toks) == 0 {
+			return nil, fmt.Errorf("anchoring %s of the whole document", op.Operation)
+		}
+		if under(op.Path, whole) {
 			continue
 		}
 		switch op.Operation {
@@ -137,23 +137,17 @@ func (t *tree) at(toks []string) (json.RawMessage, bool) {
 		key := joinPointer(toks[:i])
 		switch kind(v) {
 		case '{':
-			m, ok := t.objs[key]
+			m, ok := decoded(t.objs, key, v)
 			if !ok {
-				if json.Unmarshal(v, &m) != nil {
-					return nil, false
-				}
-				t.objs[key] = m
+				return nil, false
 			}
 			if v, ok = m[tok]; !ok {
 				return nil, false
 			}
 		case '[':
-			l, ok := t.arrs[key]
+			l, ok := decoded(t.arrs, key, v)
 			if !ok {
-				if json.Unmarshal(v, &l) != nil {
-					return nil, false
-				}
-				t.arrs[key] = l
+				return nil, false
 			}
 			n, err := arrayIndex(tok)
 			if err != nil || n >= len(l) {
@@ -165,6 +159,19 @@ func (t *tree) at(toks []string) (json.RawMessage, bool) {
 		}
 	}
 	return v, true
+}
+
+// decoded is the container v at key, decoded once into cache; false if v does not
+// decode.
+func decoded[T any](cache map[string]T, key string, v json.RawMessage) (T, bool) {
+	c, ok := cache[key]
+	if !ok {
+		if json.Unmarshal(v, &c) != nil {
+			return c, false
+		}
+		cache[key] = c
+	}
+	return c, true
 }
 
 // canHold reports whether an "add" at toks applies: its parent is an object or an
