@@ -197,6 +197,9 @@ type archReader struct {
 	version          int
 	// compression is the data blocks' method (compressionNone, compressionGzip, …).
 	compression int
+	// out, when set, receives every byte read (CompactArchive's copy); copyRows
+	// writes the data blocks it merges itself.
+	out *echo
 }
 
 // Compression methods of the data blocks (pg_compress_algorithm, since 1.15).
@@ -233,6 +236,9 @@ func (a *archReader) byte() (int, error) {
 		return 0, err
 	}
 	a.pos++
+	if a.out != nil {
+		a.out.writeByte(b)
+	}
 	return int(b), nil
 }
 
@@ -271,6 +277,11 @@ func (a *archReader) skip(n int64) error {
 	if n > a.left() {
 		return fmt.Errorf("length %d runs past the end of the archive (%d bytes left)", n, a.left())
 	}
+	if a.out != nil {
+		m, err := io.CopyN(a.out, a.r, n)
+		a.pos += m
+		return noEOF(err)
+	}
 	m, err := a.r.Discard(int(n))
 	a.pos += int64(m)
 	return noEOF(err)
@@ -294,6 +305,9 @@ func (a *archReader) str() (string, error) {
 	a.pos += m
 	if err != nil {
 		return "", noEOF(err)
+	}
+	if a.out != nil {
+		_, _ = a.out.Write(b.Bytes())
 	}
 	return b.String(), nil
 }

@@ -39,14 +39,18 @@ var ErrRowsUnknown = errors.New("row counts unknown")
 // \n), exactly what pg_restore loads. It keeps no data, reads the stream once in
 // chunks, and decompresses zlib-compressed blocks (pg_dump -Z1..9) on the way.
 func ReadArchiveContents(r io.Reader) (ArchiveContents, error) {
-	ar := &archReader{r: bufio.NewReaderSize(r, 64<<10), size: -1}
+	return readContents(&archReader{r: bufio.NewReaderSize(r, 64<<10), size: -1}, make([]byte, 64<<10))
+}
+
+// readContents is ReadArchiveContents on ar; buf holds table data on its way (when ar
+// copies, the merged chunks of uncompressed data).
+func readContents(ar *archReader, buf []byte) (ArchiveContents, error) {
 	h, err := readHeaderFrom(ar)
 	if err != nil {
 		return ArchiveContents{}, fmt.Errorf("%w: %v", ErrNotArchive, noEOF(err))
 	}
 	c := ArchiveContents{Header: h}
 	data := map[int]int{} // dump id → index in c.Data
-	buf := make([]byte, 64<<10)
 	for i := 0; i < h.Entries; i++ {
 		e, err := ar.tocEntry()
 		if err != nil {
@@ -84,7 +88,11 @@ func ReadArchiveContents(r io.Reader) (ArchiveContents, error) {
 				break
 			}
 			var rows int64
-			rows, err = ar.countRows(h.Compressed, buf)
+			if ar.compression == compressionNone {
+				rows, err = ar.copyRows(buf)
+			} else {
+				rows, err = ar.countRows(buf)
+			}
 			if err == nil {
 				if c.Data[idx].Rows >= 0 {
 					err = fmt.Errorf("a second data block for dump id %d", id)
@@ -110,6 +118,9 @@ func ReadArchiveContents(r io.Reader) (ArchiveContents, error) {
 				return c, err
 			}
 			return ArchiveContents{}, blockErr(start, err)
+		}
+		if err := ar.out.failed(); err != nil {
+			return ArchiveContents{}, err
 		}
 	}
 	return c, nil
@@ -199,22 +210,19 @@ func (a *archReader) tocEntry() (tocFields, error) {
 	return e, a.skip(int64(a.offSize))
 }
 
-// countRows reads one data block's chunks and counts the lines of COPY text in them.
-func (a *archReader) countRows(compressed bool, buf []byte) (int64, error) {
+// countRows reads one compressed data block's chunks and counts the lines of COPY
+// text in them.
+func (a *archReader) countRows(buf []byte) (int64, error) {
 	chunks := &chunkReader{a: a}
-	var in io.Reader = chunks
-	if compressed {
-		if a.compression != compressionNone && a.compression != compressionGzip {
-			_ = chunks.drain()
-			return 0, fmt.Errorf("%w: data compressed with method %d", ErrRowsUnknown, a.compression)
-		}
-		z, err := zlib.NewReader(chunks)
-		if err != nil {
-			return 0, fmt.Errorf("decompressing table data: %w", err)
-		}
-		defer z.Close()
-		in = z
+	if a.compression != compressionGzip {
+		_ = chunks.drain()
+		return 0, fmt.Errorf("%w: data compressed with method %d", ErrRowsUnknown, a.compression)
 	}
+	in, err := zlib.NewReader(chunks)
+	if err != nil {
+		return 0, fmt.Errorf("decompressing table data: %w", err)
+	}
+	defer in.Close()
 	var rows int64
 	var tail lastBytes // the block's last bytes, for the end-of-copy marker
 	for {
@@ -233,16 +241,20 @@ func (a *archReader) countRows(compressed bool, buf []byte) (int64, error) {
 	if err := chunks.drain(); err != nil {
 		return 0, err
 	}
-	// pg_dump ends the COPY text with the end marker line "\." and two empty lines
-	// (older versions with the marker line alone), none of them rows: a value "\." is
-	// written "\\.", so a whole line "\." is the marker.
+	return rows - markerLines(tail.bytes()), nil
+}
+
+// markerLines is how many of the lines counted in a COPY text ending in tail are
+// pg_dump's end marker. pg_dump ends the COPY text with the end marker line "\." and
+// two empty lines (older versions with the marker line alone), none of them rows: a
+// value "\." is written "\\.", so a whole line "\." is the marker.
+func markerLines(tail []byte) int64 {
 	for _, end := range []string{copyEnd, copyEnd[:3]} {
-		if t := string(tail.bytes()); t == end || strings.HasSuffix(t, "\n"+end) {
-			rows -= int64(strings.Count(end, "\n"))
-			break
+		if t := string(tail); t == end || strings.HasSuffix(t, "\n"+end) {
+			return int64(strings.Count(end, "\n"))
 		}
 	}
-	return rows, nil
+	return 0
 }
 
 // copyEnd is what pg_dump writes after a table's COPY rows.
@@ -297,6 +309,9 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n, err := c.a.r.Read(p[:min(len(p), c.left)])
 	c.left -= n
 	c.a.pos += int64(n)
+	if c.a.out != nil {
+		_, _ = c.a.out.Write(p[:n])
+	}
 	if err != nil && !(errors.Is(err, io.EOF) && n > 0) {
 		return n, noEOF(err)
 	}
