@@ -208,29 +208,21 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	pctx, stopProgress := context.WithCancel(ctx)
 	go progress.Report(pctx, r.log, "dump progress", raw, 0, r.cfg.ProgressInterval)
 	head := &headCapture{limit: 64 << 10}
-	// The rows of each table, counted in the archive stream on its way to the store
+	// The archive on its way to the store is compacted (its rows' chunks merged: the
+	// same archive, a smaller stream to compress) and its rows counted per table
 	// (figures only: nothing of the data is kept), for `cronbackup verify` to check a
 	// restore against.
-	cr, cw := io.Pipe()
-	type countResult struct {
-		c   pg.ArchiveContents
-		err error
-	}
-	counted := make(chan countResult, 1)
-	go func() {
-		c, err := pg.ReadArchiveContents(cr)
-		_, _ = io.Copy(io.Discard, cr) // never block the dump, whatever the count did
-		counted <- countResult{c, err}
-	}()
-	_, copyErr := io.Copy(gz, io.TeeReader(io.TeeReader(stdout, head), io.MultiWriter(raw, cw)))
-	_ = cw.CloseWithError(errOr(copyErr, io.EOF))
+	sink := &sinkWriter{w: io.MultiWriter(gz, raw)}
+	count, countErr := pg.CompactArchive(sink, io.TeeReader(stdout, head))
+	copyErr := sink.err
 	if copyErr != nil {
 		cancelDump() // the upload side failed: stop pg_dump
+	} else if countErr != nil {
+		_, _ = io.Copy(io.Discard, stdout) // let pg_dump finish: its exit explains more
 	}
 	<-logged
 	waitErr := cmd.Wait()
 	stopProgress()
-	count := <-counted
 
 	abort := func(code int, err error) (layout.Manifest, error) {
 		_ = pw.CloseWithError(err)
@@ -264,17 +256,17 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	var rows []layout.TableRows
 	rowsMethod := layout.RowsExact
 	switch {
-	case errors.Is(count.err, pg.ErrRowsUnknown):
+	case errors.Is(countErr, pg.ErrRowsUnknown):
 		// A compression this build cannot read: a good backup whose rows a
 		// verification cannot check.
-		r.log.Info("row counts not recorded", "reason", count.err.Error())
+		r.log.Info("row counts not recorded", "reason", countErr.Error())
 		rowsMethod = ""
-	case count.err != nil:
-		return abort(ExitVerify, fmt.Errorf("verifying the dump: %w", count.err))
-	case count.c.Header.Entries != hdr.Entries:
-		return abort(ExitVerify, fmt.Errorf("verifying the dump: %d table-of-contents entries counted, the header says %d", count.c.Header.Entries, hdr.Entries))
+	case countErr != nil:
+		return abort(ExitVerify, fmt.Errorf("verifying the dump: %w", countErr))
+	case count.Header.Entries != hdr.Entries:
+		return abort(ExitVerify, fmt.Errorf("verifying the dump: %d table-of-contents entries counted, the header says %d", count.Header.Entries, hdr.Entries))
 	default:
-		for _, d := range count.c.Data {
+		for _, d := range count.Data {
 			if d.Rows < 0 {
 				return abort(ExitVerify, fmt.Errorf("verifying the dump: table %q has a data entry without data", d.Schema+"."+d.Table))
 			}
@@ -305,7 +297,7 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 		FinishedAt:     time.Now().UTC(),
 		ArchiveEntries: hdr.Entries,
 		Tool:           "cronbackup",
-		Tables:         count.c.Tables,
+		Tables:         count.Tables,
 		Rows:           rows,
 		RowsMethod:     rowsMethod,
 	}
@@ -321,6 +313,24 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 		"tables", m.Tables, "tablesWithData", len(rows), "rows", total,
 		"gzip", gz.Implementation(), "gzipLevel", int(r.cfg.GzipLevel))
 	return m, nil
+}
+
+// sinkWriter keeps the first error of the writer the archive is copied to: a failure
+// of the upload side, told apart from a fault in the archive.
+type sinkWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sinkWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
 }
 
 func errOr(err, fallback error) error {
