@@ -212,10 +212,10 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	// same archive, a smaller stream to compress) and its rows counted per table
 	// (figures only: nothing of the data is kept), for `cronbackup verify` to check a
 	// restore against.
-	sink := &sinkWriter{w: io.MultiWriter(gz, raw)}
-	count, countErr := pg.CompactArchive(sink, io.TeeReader(stdout, head))
-	copyErr := sink.err
-	if copyErr != nil {
+	count, countErr := pg.CompactArchive(io.MultiWriter(gz, raw), io.TeeReader(stdout, head))
+	var copyErr error // the upload side's failure, told apart from a fault in the archive
+	if errors.Is(countErr, pg.ErrWrite) {
+		copyErr = countErr
 		cancelDump() // the upload side failed: stop pg_dump
 	} else if countErr != nil {
 		_, _ = io.Copy(io.Discard, stdout) // let pg_dump finish: its exit explains more
@@ -313,24 +313,6 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 		"tables", m.Tables, "tablesWithData", len(rows), "rows", total,
 		"gzip", gz.Implementation(), "gzipLevel", int(r.cfg.GzipLevel))
 	return m, nil
-}
-
-// sinkWriter keeps the first error of the writer the archive is copied to: a failure
-// of the upload side, told apart from a fault in the archive.
-type sinkWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (s *sinkWriter) Write(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	n, err := s.w.Write(p)
-	if err != nil {
-		s.err = err
-	}
-	return n, err
 }
 
 func errOr(err, fallback error) error {

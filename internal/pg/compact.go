@@ -27,7 +27,7 @@ const CompactChunk = 256 << 10
 // they are.
 //
 // A stream that is not an archive is refused with ErrNotArchive, after writing what
-// came before the fault; a failed write to w is returned as it is. An archive whose
+// came before the fault; a failed write to w is returned wrapped in ErrWrite. An archive whose
 // data is compressed with a method this package cannot read is copied whole, and its
 // contents are returned with ErrRowsUnknown, as ReadArchiveContents does.
 func CompactArchive(w io.Writer, r io.Reader) (ArchiveContents, error) {
@@ -114,14 +114,15 @@ type echo struct {
 	err error
 }
 
-// errWrite marks a failure of the copy's writer, not of the archive.
-var errWrite = errors.New("writing the archive")
+// ErrWrite marks CompactArchive's failures to write its copy: a fault of the writer
+// (the upload), not of the archive.
+var ErrWrite = errors.New("writing the archive")
 
 func (e *echo) failed() error {
 	if e == nil || e.err == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: %w", errWrite, e.err)
+	return fmt.Errorf("%w: %w", ErrWrite, e.err)
 }
 
 func (e *echo) Write(p []byte) (int, error) {

@@ -216,7 +216,7 @@ func TestCompactArchiveRefuses(t *testing.T) {
 	broken := errors.New("store gone")
 	for _, after := range []int{0, 100, len(a) - 20} {
 		_, err := pg.CompactArchive(&failingWriter{left: after, err: broken}, bytes.NewReader(a))
-		if !errors.Is(err, broken) || errors.Is(err, pg.ErrNotArchive) {
+		if !errors.Is(err, broken) || !errors.Is(err, pg.ErrWrite) || errors.Is(err, pg.ErrNotArchive) {
 			t.Errorf("writer failing after %d bytes: %v", after, err)
 		}
 	}
