@@ -168,6 +168,10 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	dctx, cancelDump := context.WithCancel(ctx)
 	defer cancelDump()
 	cmd := pg.CommandContext(dctx, client, r.cfg.conn(), DumpArgs(r.cfg.DumpCompression, r.cfg.Codepage)...)
+	if err := pg.BufferStdout(ctx, cmd); err != nil {
+		// Correct either way; without it pg_dump's 4 KiB writes cost CPU.
+		r.log.Info("pg_dump writes in stdio blocks of 4 KiB", "reason", err.Error())
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return layout.Manifest{}, exitcode.Wrap(ExitDump, err)

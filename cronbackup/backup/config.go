@@ -44,8 +44,8 @@ type Config struct {
 	// which compresses on every core (see the README's benchmark).
 	DumpCompression int `envconfig:"DUMP_COMPRESSION" default:"0"`
 	// GzipLevel is the outer gzip layer's level: 1-9, 0 to store, -2 for Huffman
-	// coding only; "auto" is gzipx.DefaultLevel over an uncompressed archive (6, with
-	// libdeflate in the images' build or the standard library's without cgo) and
+	// coding only; "auto" is gzipx.DefaultLevel over an uncompressed archive (libdeflate's 5 in
+	// the images' build, the standard library's 6 without cgo) and
 	// Huffman coding only over a compressed one (deflating deflated data again gains
 	// nothing).
 	GzipLevel GzipLevel `envconfig:"GZIP_LEVEL" default:"auto"`

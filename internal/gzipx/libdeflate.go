@@ -25,11 +25,14 @@ var implLibdeflate = "libdeflate " + C.LIBDEFLATE_VERSION_STRING
 
 // DefaultLevel is the level GZIP_LEVEL=auto gives over an uncompressed archive, which
 // the backup compacts first (pg.CompactArchive): measured on the compacted -Z0 archives
-// of the ERP and Protheus-shaped fixtures (README, Benchmarks), libdeflate's 5 is
-// 0.964x / 0.974x the operations page's size, 6 is 0.950x / 0.925x at 1.2x the CPU of
-// 5, 7 is 0.940x on ERP at 1.4x the CPU of 6. Over an archive as pg_dump -Z0 writes
-// it (a 5-byte header per row), 6 was 1.022x and 7 1.013x.
-const DefaultLevel = 6
+// of the ERP and Protheus-shaped fixtures (README, Benchmarks), libdeflate's 4 is
+// 1.006x / 1.007x the operations page's size (too close to the 1.02x limit), 5 is
+// 0.964x / 0.974x, 6 is 0.950x / 0.925x at 1.2x-1.3x the CPU of 5, 7 is 0.940x on
+// ERP at 1.4x the CPU of 6. 5 keeps a margin of 4.5 % under the limit on both and
+// costs the least CPU per GB, which is what a fleet of nightly backups pays. Over an
+// archive as pg_dump -Z0 writes it (a 5-byte header per row), 6 was 1.022x and 7
+// 1.013x.
+const DefaultLevel = 5
 
 // MemberSize is the input per gzip member. Each member starts with an empty window,
 // so smaller members lose ratio; each holds an input and an output buffer, so larger
