@@ -50,71 +50,11 @@ func IndexArchive(f *os.File) (int, error) {
 	if most := ar.left() / ar.minTOCEntry(); int64(h.Entries) > most {
 		return 0, fmt.Errorf("%w: a table of contents of %d entries cannot fit in the %d bytes after the header (%d at most)", ErrNotArchive, h.Entries, ar.left(), most)
 	}
-	type entry struct {
-		dumpID  int
-		flag    int
-		flagPos int64
-	}
-	entries := make([]entry, 0, min(h.Entries, 1<<16))
+	entries := make([]tocFields, 0, min(h.Entries, 1<<16))
 	for i := 0; i < h.Entries; i++ {
-		id, err := ar.int()
+		e, err := ar.tocEntry()
 		if err != nil {
 			return 0, tocErr(i, err)
-		}
-		if _, err := ar.int(); err != nil { // hadDumper
-			return 0, tocErr(i, err)
-		}
-		for range 4 { // table oid, oid, tag, desc
-			if err := ar.skipStr(); err != nil {
-				return 0, tocErr(i, err)
-			}
-		}
-		if _, err := ar.int(); err != nil { // section
-			return 0, tocErr(i, err)
-		}
-		strs := 5 // defn, drop, copy, namespace, tablespace
-		if ar.version >= 1<<16|14<<8 {
-			strs++ // table access method
-		}
-		for range strs {
-			if err := ar.skipStr(); err != nil {
-				return 0, tocErr(i, err)
-			}
-		}
-		if ar.version >= 1<<16|16<<8 {
-			if _, err := ar.int(); err != nil { // relkind
-				return 0, tocErr(i, err)
-			}
-		}
-		for range 2 { // owner, "false" (WITH OIDS)
-			if err := ar.skipStr(); err != nil {
-				return 0, tocErr(i, err)
-			}
-		}
-		for deps := 0; ; deps++ { // dependencies, ended by a NULL string
-			n, err := ar.int()
-			if err != nil {
-				return 0, tocErr(i, err)
-			}
-			if n < 0 {
-				break
-			}
-			if deps > 1<<20 {
-				return 0, tocErr(i, errors.New("too many dependencies"))
-			}
-			if err := ar.skip(int64(n)); err != nil {
-				return 0, tocErr(i, err)
-			}
-		}
-		e := entry{dumpID: id, flagPos: ar.pos}
-		if e.flag, err = ar.byte(); err != nil {
-			return 0, tocErr(i, err)
-		}
-		if err := ar.skip(int64(ar.offSize)); err != nil {
-			return 0, tocErr(i, err)
-		}
-		if e.flag < offsetNotSet || e.flag > offsetNoData {
-			return 0, tocErr(i, fmt.Errorf("offset state %d", e.flag))
 		}
 		entries = append(entries, e)
 	}
@@ -161,16 +101,16 @@ func IndexArchive(f *os.File) (int, error) {
 	patched := 0
 	buf := make([]byte, 1+ar.offSize)
 	for _, e := range entries {
-		pos, ok := blocks[e.dumpID]
-		if e.flag != offsetNotSet || !ok {
+		pos, ok := blocks[e.id]
+		if e.offsetState != offsetNotSet || !ok {
 			continue
 		}
 		buf[0] = offsetSet
 		var off [8]byte
 		binary.LittleEndian.PutUint64(off[:], uint64(pos))
 		copy(buf[1:], off[:min(8, ar.offSize)])
-		if _, err := f.WriteAt(buf, e.flagPos); err != nil {
-			return patched, fmt.Errorf("writing the offset of entry %d: %w", e.dumpID, err)
+		if _, err := f.WriteAt(buf, e.offsetPos); err != nil {
+			return patched, fmt.Errorf("writing the offset of entry %d: %w", e.id, err)
 		}
 		patched++
 	}
@@ -310,6 +250,22 @@ func (a *archReader) str() (string, error) {
 		_, _ = a.out.Write(b.Bytes())
 	}
 	return b.String(), nil
+}
+
+// read fills b (a few bytes: the caller bounds len(b)).
+func (a *archReader) read(b []byte) error {
+	if int64(len(b)) > a.left() {
+		return fmt.Errorf("length %d runs past the end of the archive (%d bytes left)", len(b), a.left())
+	}
+	m, err := io.ReadFull(a.r, b)
+	a.pos += int64(m)
+	if err != nil {
+		return noEOF(err)
+	}
+	if a.out != nil {
+		_, _ = a.out.Write(b)
+	}
+	return nil
 }
 
 func (a *archReader) skipStr() error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -131,11 +132,14 @@ type tocFields struct {
 	id          int
 	tag, desc   string
 	namespace   string
+	section     int
+	deps        []int
 	offsetState int
+	offsetPos   int64 // where the offset state is, for IndexArchive to patch
 }
 
 // tocEntry reads one TOC entry (WriteToc, pg_backup_archiver.c), keeping its dump id,
-// tag, description and schema.
+// tag, description, schema, section and dependencies.
 func (a *archReader) tocEntry() (tocFields, error) {
 	var e tocFields
 	var err error
@@ -156,7 +160,7 @@ func (a *archReader) tocEntry() (tocFields, error) {
 	if e.desc, err = a.str(); err != nil {
 		return e, err
 	}
-	if _, err := a.int(); err != nil { // section
+	if e.section, err = a.int(); err != nil {
 		return e, err
 	}
 	for range 3 { // defn, drop, copy
@@ -186,7 +190,7 @@ func (a *archReader) tocEntry() (tocFields, error) {
 			return e, err
 		}
 	}
-	for deps := 0; ; deps++ { // dependencies, ended by a NULL string
+	for { // dependencies, dump ids as text, ended by a NULL string
 		n, err := a.int()
 		if err != nil {
 			return e, err
@@ -194,13 +198,23 @@ func (a *archReader) tocEntry() (tocFields, error) {
 		if n < 0 {
 			break
 		}
-		if deps > 1<<20 {
+		if len(e.deps) > 1<<20 {
 			return e, errors.New("too many dependencies")
 		}
-		if err := a.skip(int64(n)); err != nil {
+		if n > 10 {
+			return e, fmt.Errorf("dependency of %d bytes", n)
+		}
+		b := make([]byte, n)
+		if err := a.read(b); err != nil {
 			return e, err
 		}
+		id, err := strconv.Atoi(string(b))
+		if err != nil {
+			return e, fmt.Errorf("dependency %q", b)
+		}
+		e.deps = append(e.deps, id)
 	}
+	e.offsetPos = a.pos
 	if e.offsetState, err = a.byte(); err != nil {
 		return e, noEOF(err)
 	}
