@@ -176,6 +176,9 @@ func (r *run) dump(ctx context.Context, client pg.Client, server serverInfo) (la
 	if err != nil {
 		return layout.Manifest{}, exitcode.Wrap(ExitDump, err)
 	}
+	if err := pg.WidenPipe(stdout); err != nil {
+		r.log.Info("pg_dump's pipe keeps its size", "reason", err.Error())
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return layout.Manifest{}, exitcode.Wrap(ExitDump, err)

@@ -3,9 +3,13 @@ package pg
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // StdoutBuffer is the block size BufferStdout gives a client's standard output.
@@ -40,5 +44,32 @@ func BufferStdout(ctx context.Context, cmd *exec.Cmd) error {
 	}
 	cmd.Args = append([]string{stdbuf, mode, cmd.Path}, cmd.Args[1:]...)
 	cmd.Path = stdbuf
+	return nil
+}
+
+// WidenPipe makes the pipe r reads from (a client's StdoutPipe) hold StdoutBuffer
+// bytes instead of Linux's default 64 KiB, so that the client's 1 MiB writes
+// (BufferStdout) reach the reader in one wake-up instead of sixteen; on a virtual
+// machine the context switches cost more than the copy (measured, 8 paired backups of
+// the 3,000-table database: median 3.20 s of CPU instead of 3.40 s). A pipe that
+// cannot grow (fs.pipe-max-size, or not a pipe) keeps its size; the error says why.
+func WidenPipe(r io.Reader) error {
+	f, ok := r.(*os.File)
+	if !ok {
+		return fmt.Errorf("not a pipe: %T", r)
+	}
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := sc.Control(func(fd uintptr) {
+		_, serr = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, StdoutBuffer)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("growing the pipe to %d bytes: %w", StdoutBuffer, serr)
+	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/smartbackup/smartbackup/internal/pg"
 )
 
@@ -66,5 +68,33 @@ func TestBufferStdoutFallsBack(t *testing.T) {
 				t.Errorf("error does not say why: %v", err)
 			}
 		})
+	}
+}
+
+// A pipe grows to StdoutBuffer; what is not a pipe is refused and left alone.
+func TestWidenPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := pg.WidenPipe(r); err != nil {
+		t.Fatal(err)
+	}
+	size, err := unix.FcntlInt(w.Fd(), unix.F_GETPIPE_SZ, 0)
+	if err != nil || size < pg.StdoutBuffer {
+		t.Fatalf("pipe of %d bytes (%v), want %d", size, err, pg.StdoutBuffer)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pg.WidenPipe(f); err == nil {
+		t.Error("a file widened")
+	}
+	if err := pg.WidenPipe(strings.NewReader("")); err == nil {
+		t.Error("a reader widened")
 	}
 }

@@ -252,7 +252,7 @@ type variant struct {
 
 // variants[0] is the default; the restore benchmarks use its object and the page's.
 var variants = []variant{
-	{"cronbackup default (-Z0 inside, parallel gzip -6 outside)", nil},
+	{"cronbackup default (-Z0 compacted inside, parallel gzip auto outside)", nil},
 	{"cronbackup (page's -Z6 inside, Huffman-only gzip outside)", []string{"DUMP_COMPRESSION=6"}},
 	{"cronbackup (page's -Z6 inside, parallel gzip -6 outside)", []string{"DUMP_COMPRESSION=6", "GZIP_LEVEL=6"}},
 }
@@ -294,8 +294,8 @@ func (b *bench) backups() map[string]string {
 	for i, v := range variants {
 		m := median(runs[i])
 		prefix := fmt.Sprintf("%s backup[%s]", b.label, v.name)
-		b.rep.metric(prefix+" wall", m.wall.Seconds(), bm.wall.Seconds(), "s", goalIf(i == 0, "≤ 0.50"))
-		b.rep.metric(prefix+" cpu", m.cpu.Seconds(), bm.cpu.Seconds(), "s", "")
+		b.rep.metric(prefix+" wall", m.wall.Seconds(), bm.wall.Seconds(), "s", "")
+		b.rep.metric(prefix+" cpu", m.cpu.Seconds(), bm.cpu.Seconds(), "s", goalIf(i == 0, "≤ 0.50"))
 		b.rep.metric(prefix+" size", float64(m.size), float64(bm.size), "B", goalIf(i == 0, "≤ 1.02"))
 		b.rep.value(prefix+" peak RSS (cronbackup)", float64(m.maxRSS)/(1<<20), "MiB", "≤ 128")
 	}
