@@ -13,10 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 	"github.com/smartbackup/smartbackup/internal/gzipx"
 	"github.com/smartbackup/smartbackup/internal/pg"
-	"golang.org/x/sync/errgroup"
 )
 
 // restore prepares the temporary database, loads the backup into it, verifies it, and
@@ -203,11 +204,12 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("reading the server's wal_level: %w", err))
 	}
 	for _, p := range SpooledPasses(r.cfg.Jobs, walLevel == "minimal") {
-		run := r.pgRestore
 		if slices.Equal(p.Sections, []string{"pre-data"}) {
-			run = r.restoreDefinitions
+			err = r.restoreDefinitions(ctx, client, list, f.Name(), p)
+		} else {
+			err = r.pgRestore(ctx, client, list, f.Name(), nil, p)
 		}
-		if err := run(ctx, client, list, f.Name(), nil, p); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -222,17 +224,17 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 // Measured on PostgreSQL 12 (durable), the 3,000 tables of the Protheus-shaped
 // benchmark database, 2 cores: 6.2 s in one run, 5.0 s in two, 5.3 s in three, 5.8 s
 // in four (the server computes each CREATE TABLE: more runs than cores only queue).
-func (r *run) restoreDefinitions(ctx context.Context, client pg.Client, list, archive string, _ io.Reader, pass RestorePass) error {
-	split, ok, err := r.splitDefinitions(list, archive)
+func (r *run) restoreDefinitions(ctx context.Context, client pg.Client, list, archive string, pass RestorePass) error {
+	text, err := os.ReadFile(list)
+	if err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("reading the restore list: %w", err))
+	}
+	split, ok, err := r.splitDefinitions(string(text), archive)
 	if err != nil || !ok {
 		if err != nil {
 			r.log.Info("definitions restored in one run", "reason", err.Error())
 		}
 		return r.pgRestore(ctx, client, list, archive, nil, pass)
-	}
-	text, err := os.ReadFile(list)
-	if err != nil {
-		return exitcode.Wrap(ExitRestore, fmt.Errorf("reading the restore list: %w", err))
 	}
 	r.log.Info("definitions split", "first", len(split.First), "groups", len(split.Groups))
 	one := RestorePass{Sections: pass.Sections, Jobs: 1}
@@ -250,12 +252,8 @@ func (r *run) restoreDefinitions(ctx context.Context, client pg.Client, list, ar
 }
 
 // splitDefinitions reads the spooled archive's table of contents and splits the
-// list's pre-data.
+// pre-data of list (the --use-list file's text).
 func (r *run) splitDefinitions(list, archive string) (PreDataSplit, bool, error) {
-	text, err := os.ReadFile(list)
-	if err != nil {
-		return PreDataSplit{}, false, err
-	}
 	f, err := os.Open(archive)
 	if err != nil {
 		return PreDataSplit{}, false, err
@@ -266,7 +264,7 @@ func (r *run) splitDefinitions(list, archive string) (PreDataSplit, bool, error)
 		return PreDataSplit{}, false, err
 	}
 	listed := map[int]bool{}
-	for _, id := range ListIDs(string(text)) {
+	for _, id := range ListIDs(list) {
 		listed[id] = true
 	}
 	split, ok := SplitPreData(toc, listed, min(r.cfg.Jobs, runtime.GOMAXPROCS(0)))

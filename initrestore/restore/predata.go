@@ -14,9 +14,9 @@ import (
 const minSplitTables = 64
 
 // PreDataSplit is how the definitions (pre-data) of a spooled archive are restored:
-// First serially, then the Groups side by side, one pg_restore each. No entry of a
-// group depends on an entry of another group, or on one of First's that comes after
-// it; each keeps the archive's order, which pg_dump sorted by dependency.
+// First serially, then the Groups side by side, one pg_restore each. An entry of a
+// group depends only on entries of First and of its own group; each keeps the
+// archive's order, which pg_dump sorted by dependency.
 type PreDataSplit struct {
 	First  []int   // dump ids
 	Groups [][]int // dump ids
@@ -146,12 +146,8 @@ func SplitPreData(toc []pg.TOCEntry, listed map[int]bool, n int) (PreDataSplit, 
 func ListIDs(list string) []int {
 	var ids []int
 	for line := range strings.Lines(list) {
-		id, _, ok := strings.Cut(line, ";")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.Atoi(strings.TrimSpace(id)); err == nil {
-			ids = append(ids, n)
+		if id, ok := listID(line); ok {
+			ids = append(ids, id)
 		}
 	}
 	return ids
@@ -166,10 +162,19 @@ func SubList(list string, ids []int) string {
 	}
 	var b strings.Builder
 	for line := range strings.Lines(list) {
-		id, _, ok := strings.Cut(line, ";")
-		if n, err := strconv.Atoi(strings.TrimSpace(id)); ok && err == nil && keep[n] {
+		if id, ok := listID(line); ok && keep[id] {
 			b.WriteString(line)
 		}
 	}
 	return b.String()
+}
+
+// listID is the dump id a line of a --use-list file names; a comment (";…") names none.
+func listID(line string) (int, bool) {
+	id, _, ok := strings.Cut(line, ";")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(id))
+	return n, err == nil
 }

@@ -190,7 +190,8 @@ func (a *archReader) tocEntry() (tocFields, error) {
 			return e, err
 		}
 	}
-	for { // dependencies, dump ids as text, ended by a NULL string
+	var dep [10]byte // a dump id as text: an int of at most 10 digits
+	for {            // dependencies, dump ids as text, ended by a NULL string
 		n, err := a.int()
 		if err != nil {
 			return e, err
@@ -201,10 +202,10 @@ func (a *archReader) tocEntry() (tocFields, error) {
 		if len(e.deps) > 1<<20 {
 			return e, errors.New("too many dependencies")
 		}
-		if n > 10 {
+		if n > len(dep) {
 			return e, fmt.Errorf("dependency of %d bytes", n)
 		}
-		b := make([]byte, n)
+		b := dep[:n]
 		if err := a.read(b); err != nil {
 			return e, err
 		}
