@@ -7,7 +7,6 @@ import (
 	"maps"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,14 +19,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/smartbackup/smartbackup/internal/contract"
 	"github.com/smartbackup/smartbackup/test/testenv"
 	"github.com/smartbackup/smartbackup/webhook/admission"
-	"github.com/smartbackup/smartbackup/webhook/app"
 	"github.com/smartbackup/smartbackup/webhook/config"
-	"github.com/smartbackup/smartbackup/webhook/config/configtest"
 	"github.com/smartbackup/smartbackup/webhook/cronjobs"
 	"github.com/smartbackup/smartbackup/webhook/inject"
 )
@@ -44,39 +40,13 @@ func TestWebhook(t *testing.T) {
 	kube := testenv.StartKube(t)
 	c := newClient(t, kube)
 
-	certs := envtest.WebhookInstallOptions{LocalServingHost: "127.0.0.1"}
-	if err := certs.PrepWithoutInstalling(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = certs.Cleanup() })
-	healthPort := testenv.FreePort(t)
-	cfg := configtest.New(t, map[string]string{
-		"TLS_MODE":        config.TLSCertManager,
-		"CERT_DIR":        certs.LocalServingCertDir,
-		"WEBHOOK_PORT":    strconv.Itoa(certs.LocalServingPort),
-		"METRICS_ADDR":    "0",
-		"HEALTH_ADDR":     fmt.Sprintf("127.0.0.1:%d", healthPort),
+	certs, cfg := runWebhook(t, kube.Config, map[string]string{
 		"SYNC_TARGET_URL": "s3://rubrik-archive/smarterp",
 		"SYNC_NAMESPACE":  testenv.RandomName("smartbackup-"),
 		// One fixed start, so that want() knows it (the window's spread is
 		// webhook/cronjobs's test).
 		"BACKUP_SCHEDULE": "0 21 * * *",
 	})
-
-	w, err := app.New(cfg, kube.Config, app.Options{SkipNameValidation: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("webhook stopped with %v", err)
-		}
-	})
-	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort))
 
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", certs.LocalServingPort, admission.Path)
 	own := testenv.RandomName("smartbackup-system-")

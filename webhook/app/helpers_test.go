@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -21,13 +22,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/smartbackup/smartbackup/internal/contract"
 	"github.com/smartbackup/smartbackup/test/testenv"
 	"github.com/smartbackup/smartbackup/webhook/admission"
+	"github.com/smartbackup/smartbackup/webhook/app"
+	"github.com/smartbackup/smartbackup/webhook/config"
+	"github.com/smartbackup/smartbackup/webhook/config/configtest"
 )
 
 // logs collects the in-process webhook's JSON log lines (and echoes them to stderr when
@@ -234,4 +240,41 @@ func metric(t *testing.T, url, name string) float64 {
 	}
 	t.Fatalf("no metric %s at %s", name, url)
 	return 0
+}
+
+// runWebhook runs the webhook in this process against restConfig until the test ends
+// (cert-manager TLS mode, serving envtest's certificate; env on top of the test
+// configuration) and returns once it is ready.
+func runWebhook(t *testing.T, restConfig *rest.Config, env map[string]string) (*envtest.WebhookInstallOptions, *config.Config) {
+	t.Helper()
+	certs := &envtest.WebhookInstallOptions{LocalServingHost: "127.0.0.1"}
+	if err := certs.PrepWithoutInstalling(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = certs.Cleanup() })
+	healthPort := testenv.FreePort(t)
+	overrides := map[string]string{
+		"TLS_MODE":     config.TLSCertManager,
+		"CERT_DIR":     certs.LocalServingCertDir,
+		"WEBHOOK_PORT": strconv.Itoa(certs.LocalServingPort),
+		"METRICS_ADDR": "0",
+		"HEALTH_ADDR":  fmt.Sprintf("127.0.0.1:%d", healthPort),
+	}
+	maps.Copy(overrides, env)
+	cfg := configtest.New(t, overrides)
+	w, err := app.New(cfg, restConfig, app.Options{SkipNameValidation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("webhook stopped with %v", err)
+		}
+	})
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort))
+	return certs, cfg
 }
