@@ -25,7 +25,10 @@ import (
 // that differ, and aligns an array on its common prefix and suffix, so an insertion
 // is one "add" of the new element.
 func Diff(a, b []byte) ([]jsonpatch.Operation, error) {
-	if kind(a) != '{' || kind(b) != '{' {
+	// Validated once here, the documents are then split level by level without a
+	// copy or a second check (split): each json.Unmarshal into raw members scanned and
+	// copied every subtree again, once per level it lay under.
+	if kind(a) != '{' || kind(b) != '{' || !json.Valid(a) || !json.Valid(b) {
 		return nil, fmt.Errorf("diffing: both documents must be JSON objects")
 	}
 	var d differ
@@ -69,11 +72,12 @@ func (d *differ) value(path string, a, b json.RawMessage) error {
 }
 
 func (d *differ) object(path string, a, b json.RawMessage) error {
-	var ma, mb map[string]json.RawMessage
-	if err := json.Unmarshal(a, &ma); err != nil {
+	ma, err := members(a)
+	if err != nil {
 		return fmt.Errorf("diffing %q: %w", path, err)
 	}
-	if err := json.Unmarshal(b, &mb); err != nil {
+	mb, err := members(b)
+	if err != nil {
 		return fmt.Errorf("diffing %q: %w", path, err)
 	}
 	// Sorted keys: the same documents always give the same patch.
@@ -99,13 +103,7 @@ func (d *differ) object(path string, a, b json.RawMessage) error {
 // are diffed element by element, and what one has beyond the other is added or removed
 // at its place.
 func (d *differ) array(path string, a, b json.RawMessage) error {
-	var la, lb []json.RawMessage
-	if err := json.Unmarshal(a, &la); err != nil {
-		return fmt.Errorf("diffing %q: %w", path, err)
-	}
-	if err := json.Unmarshal(b, &lb); err != nil {
-		return fmt.Errorf("diffing %q: %w", path, err)
-	}
+	la, lb := elements(a), elements(b)
 	p := 0
 	for p < len(la) && p < len(lb) && bytes.Equal(la[p], lb[p]) {
 		p++
