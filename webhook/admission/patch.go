@@ -29,7 +29,7 @@ func Diff(a, b []byte) ([]jsonpatch.Operation, error) {
 	// copy or a second check (split): each json.Unmarshal into raw members scanned and
 	// copied every subtree again, once per level it lay under.
 	if kind(a) != '{' || kind(b) != '{' || !json.Valid(a) || !json.Valid(b) {
-		return nil, fmt.Errorf("diffing: both documents must be JSON objects")
+		return nil, fmt.Errorf("diffing: both documents must be valid JSON objects")
 	}
 	var d differ
 	if err := d.value("", a, b); err != nil {

@@ -123,7 +123,7 @@ func TestDiff(t *testing.T) {
 }
 
 func TestDiffRefusesNonObjects(t *testing.T) {
-	for _, pair := range [][2]string{{`[1]`, `{}`}, {`{}`, `2`}, {``, `{}`}, {`{"a":1}`, `{"a":[1,}`}} {
+	for _, pair := range [][2]string{{`[1]`, `{}`}, {`{}`, `2`}, {``, `{}`}, {`{"a":1}`, `{"a":[1,}`}, {`{"a":{"b":1,}}`, `{"a":{"b":2}}`}} {
 		if ops, err := admission.Diff([]byte(pair[0]), []byte(pair[1])); err == nil {
 			t.Errorf("Diff(%q, %q) = %v, want an error", pair[0], pair[1], ops)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // The splitting of a JSON document Diff has validated: an object's members and an
@@ -90,7 +91,7 @@ func end(v []byte, i int) int {
 	// A number, true, false or null: up to the next delimiter; at least one byte, so
 	// that a caller walking bytes that are not JSON still moves on.
 	j := i + 1
-	for j < len(v) && bytes.IndexByte([]byte(",:}] \t\r\n"), v[j]) < 0 {
+	for j < len(v) && strings.IndexByte(",:}] \t\r\n", v[j]) < 0 {
 		j++
 	}
 	return j
