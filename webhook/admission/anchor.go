@@ -22,6 +22,14 @@ import (
 // under a level already added whole are dropped. An object that round-trips through our
 // types, as the apiserver's does, keeps its operations unchanged.
 func Anchor(raw, after []byte, ops []jsonpatch.Operation) ([]jsonpatch.Operation, error) {
+	if err := objects("anchoring", raw, after); err != nil {
+		return nil, err
+	}
+	return anchor(raw, after, ops)
+}
+
+// anchor is Anchor on documents objects has validated.
+func anchor(raw, after []byte, ops []jsonpatch.Operation) ([]jsonpatch.Operation, error) {
 	src, dst := newTree(raw), newTree(after)
 	out := ops[:0:0]
 	var whole []string // pointers added whole, in order
@@ -108,7 +116,15 @@ func splitPointer(p string) ([]string, error) {
 	return toks, nil
 }
 
-var unescape = strings.NewReplacer("~1", "/", "~0", "~").Replace
+// unescape is the reference token t unescaped (RFC 6901).
+func unescape(t string) string {
+	if !strings.Contains(t, "~") {
+		return t
+	}
+	return unescaper.Replace(t)
+}
+
+var unescaper = strings.NewReplacer("~1", "/", "~0", "~")
 
 func joinPointer(toks []string) string {
 	var b strings.Builder
@@ -119,7 +135,8 @@ func joinPointer(toks []string) string {
 	return b.String()
 }
 
-// tree looks up JSON pointers in one document, decoding each container it passes once.
+// tree looks up JSON pointers in one validated document, splitting each container it
+// passes once (split: sub-slices of the document, no copy).
 type tree struct {
 	root json.RawMessage
 	objs map[string]map[string]json.RawMessage
@@ -133,21 +150,26 @@ func newTree(doc []byte) *tree {
 // at is the value at toks, and whether the document has it.
 func (t *tree) at(toks []string) (json.RawMessage, bool) {
 	v := t.root
-	for i, tok := range toks {
-		key := joinPointer(toks[:i])
+	key := ""
+	for _, tok := range toks {
 		switch kind(v) {
 		case '{':
-			m, ok := decoded(t.objs, key, v)
+			m, ok := t.objs[key]
 			if !ok {
-				return nil, false
+				var err error
+				if m, err = members(v); err != nil {
+					return nil, false
+				}
+				t.objs[key] = m
 			}
 			if v, ok = m[tok]; !ok {
 				return nil, false
 			}
 		case '[':
-			l, ok := decoded(t.arrs, key, v)
+			l, ok := t.arrs[key]
 			if !ok {
-				return nil, false
+				l = elements(v)
+				t.arrs[key] = l
 			}
 			n, err := arrayIndex(tok)
 			if err != nil || n >= len(l) {
@@ -157,21 +179,9 @@ func (t *tree) at(toks []string) (json.RawMessage, bool) {
 		default:
 			return nil, false
 		}
+		key += "/" + escape(tok)
 	}
 	return v, true
-}
-
-// decoded is the container v at key, decoded once into cache; false if v does not
-// decode.
-func decoded[T any](cache map[string]T, key string, v json.RawMessage) (T, bool) {
-	c, ok := cache[key]
-	if !ok {
-		if json.Unmarshal(v, &c) != nil {
-			return c, false
-		}
-		cache[key] = c
-	}
-	return c, true
 }
 
 // canHold reports whether an "add" at toks applies: its parent is an object or an

@@ -2,6 +2,7 @@ package admission_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -98,6 +99,19 @@ func TestAnchorRefuses(t *testing.T) {
 	} {
 		if got, err := admission.Anchor([]byte(`{}`), after, []gomodules.Operation{op}); err == nil {
 			t.Errorf("%s: Anchor = %v, want an error", name, got)
+		}
+	}
+	// The documents are split without a second check: bytes that are not a JSON object
+	// are refused first.
+	add := []gomodules.Operation{{Operation: "add", Path: "/a", Value: json.RawMessage(`1`)}}
+	for name, docs := range map[string][2]string{
+		"raw not JSON":        {`{"b":[}`, `{"a":1}`},
+		"raw not an object":   {`null`, `{"a":1}`},
+		"after not JSON":      {`{}`, `{"a":1,}`},
+		"after not an object": {`{}`, `[1]`},
+	} {
+		if got, err := admission.Anchor([]byte(docs[0]), []byte(docs[1]), add); err == nil || !strings.Contains(err.Error(), "valid JSON objects") {
+			t.Errorf("%s: Anchor = %v, %v; want an error naming valid JSON objects", name, got, err)
 		}
 	}
 }

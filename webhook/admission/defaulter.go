@@ -4,8 +4,8 @@
 // the one definition of the MutatingWebhookConfiguration that routes dbaccess pods to it.
 //
 // The handler decodes the pod, runs Default on it and answers with Diff of the pod's
-// JSON before and after, anchored to the object as submitted: no patch is built by
-// hand, and a returned error is a denial.
+// JSON before and after, anchored to the object as submitted: no patch operation is
+// built by hand, and a returned error is a denial.
 package admission
 
 import (
@@ -73,9 +73,9 @@ func NewWebhook(scheme *runtime.Scheme, d *Defaulter) *ctrladmission.Webhook {
 }
 
 // handler is controller-runtime's defaulter handler (WithDefaulter) with Diff in place
-// of its general JSON diff: decode, default, marshal, diff, anchor. The pod is marshalled
-// before and after Default by the same types, so a field the apiserver knows and our
-// types do not is neither removed nor rewritten.
+// of its general JSON diff: decode, default, marshal, diff, anchor, encode. The pod is
+// marshalled before and after Default by the same types, so a field the apiserver
+// knows and our types do not is neither removed nor rewritten.
 type handler struct {
 	defaulter *Defaulter
 	decoder   ctrladmission.Decoder
@@ -109,14 +109,16 @@ func (h *handler) Handle(ctx context.Context, req ctrladmission.Request) ctrladm
 	if bytes.Equal(before, after) {
 		return ctrladmission.Allowed("")
 	}
-	ops, err := Diff(before, after)
-	if err == nil {
-		ops, err = Anchor(req.Object.Raw, after, ops)
-	}
+	p, err := patch(req.Object.Raw, before, after)
 	if err != nil {
 		return ctrladmission.Errored(http.StatusInternalServerError, err)
 	}
-	return ctrladmission.Patched("", ops...)
+	resp := ctrladmission.Allowed("")
+	if p != nil {
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = p, &pt
+	}
+	return resp
 }
 
 // Default implements admission.Defaulter: it mutates pod in place, or returns the

@@ -1,12 +1,15 @@
 package admission_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/go-cmp/cmp"
+	gomodules "gomodules.xyz/jsonpatch/v2"
 
 	"github.com/smartbackup/smartbackup/webhook/admission"
 )
@@ -21,6 +24,15 @@ func applyDiff(t testing.TB, a, b, target string) (any, string) {
 	raw, err := json.Marshal(ops)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The handler's encoding is json.Marshal's for documents json.Marshal writes
+	// (compact, HTML-escaped).
+	var compact bytes.Buffer
+	if len(ops) > 0 && json.Compact(&compact, []byte(b)) == nil && compact.String() == b && !strings.ContainsAny(b, "<>&\u2028\u2029") {
+		enc, err := admission.EncodePatch(ops)
+		if err != nil || string(enc) != string(raw) {
+			t.Fatalf("EncodePatch = %s, %v; json.Marshal wrote %s", enc, err, raw)
+		}
 	}
 	p, err := jsonpatch.DecodePatch(raw)
 	if err != nil {
@@ -134,6 +146,39 @@ func TestDiffRefusesNonObjects(t *testing.T) {
 // the first into the second. Documents with an empty member name are left out: the
 // apiserver's patch library cannot address one (RFC 6901 can), and the apiserver
 // refuses such a key in a pod anyway.
+// TestEncodePatch: the handler's encoding of operations is what json.Marshal writes of
+// them, the framework's encoding (values compact already, as the handler's are).
+func TestEncodePatch(t *testing.T) {
+	for name, ops := range map[string][]gomodules.Operation{
+		"none": {},
+		"each kind of operation": {
+			{Operation: "add", Path: "/metadata/annotations/smartbackup.io~1injected", Value: json.RawMessage(`"v2-1"`)},
+			{Operation: "replace", Path: "/spec/containers/0", Value: json.RawMessage(`{"name":"a","env":[{"name":"X","value":"\u003c\"q\""}]}`)},
+			{Operation: "remove", Path: "/spec/x~0y"},
+		},
+		"a value that is not raw JSON":          {{Operation: "add", Path: "/a", Value: map[string]any{"b": []int{1}}}},
+		"an add of nothing writes a null value": {{Operation: "add", Path: "/a"}, {Operation: "replace", Path: "/b"}},
+		"a path that needs quoting":             {{Operation: "add", Path: "/a\"b\\c<d", Value: json.RawMessage(`1`)}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, err := json.Marshal(ops)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := admission.EncodePatch(ops)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ops) == 0 {
+				want = []byte("[]")
+			}
+			if string(got) != string(want) {
+				t.Errorf("EncodePatch\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
 func FuzzDiff(f *testing.F) {
 	f.Add(`{"a":[1,2,{"b":3}]}`, `{"a":[0,1,2,{"b":4}],"c":"/~"}`)
 	f.Add(`{"x/y":{"z~":[[]]}}`, `{"x/y":{"z~":[[1],[]]}}`)

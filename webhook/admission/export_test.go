@@ -1,0 +1,4 @@
+package admission
+
+// EncodePatch is encodePatch, for the external tests.
+var EncodePatch = encodePatch
