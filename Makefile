@@ -43,7 +43,7 @@ test-short: ## Run the tests that need no server
 	$(GO) test -count=1 -short ./...
 
 .PHONY: bench
-bench: tools ## Measure backup, restore, init fast path and admission against their baselines (~30 min on 2 cores; see test/bench)
+bench: tools ## Measure backup, restore, init fast path and admission against their baselines (~35 min on 2 cores; see test/bench)
 	$(GO) test -tags bench -run TestBenchmarks -count=1 -timeout 4h -v ./test/bench | grep -v '^=== \|^--- \|^\s*bench_test' 
 
 FUZZ_EXECS ?= 20000
