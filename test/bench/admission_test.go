@@ -3,8 +3,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,7 +84,7 @@ func (b *bench) admission() {
 	// series has at least as many creates as clients, so that all of them are in flight.
 	const rounds = 8
 	for _, shape := range []podShape{minimalPod, deploymentPod} {
-		patch := oursAsPatch(t, cs, ours, shape)
+		patch := oursAsPatch(t, cs, wh, canned, ours, other, shape)
 		canned.set(precomputed, patch)
 		fmt.Printf("bench: admission, %s: our injection as a precomputed patch: %d bytes\n", shape.name, len(patch))
 		for _, conc := range []int{1, 10, 50, 200} {
@@ -403,6 +405,9 @@ func mkNS(t interface{ Fatalf(string, ...any) }, cs kubernetes.Interface, name s
 type cannedPatches struct {
 	mu sync.Mutex
 	m  map[string][]byte
+	// captureNS is the namespace whose next review body to keep in body.
+	captureNS string
+	body      []byte
 }
 
 func (c *cannedPatches) set(ns string, patch []byte) {
@@ -414,48 +419,92 @@ func (c *cannedPatches) set(ns string, patch []byte) {
 	c.m[ns] = patch
 }
 
+// arm makes the webhook keep the body of the next review it gets for a pod in ns.
+func (c *cannedPatches) arm(ns string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.captureNS, c.body = ns, nil
+}
+
+// captured is the body kept since arm (nil if none came).
+func (c *cannedPatches) captured() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.body
+}
+
+func (c *cannedPatches) keep(ns string, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.captureNS != "" && c.captureNS == ns {
+		c.body, c.captureNS = body, ""
+	}
+}
+
 func (c *cannedPatches) get(ns string) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m[ns]
 }
 
-// oursAsPatch is a JSON patch that turns the shape's pod into the pod our webhook
-// makes of it in ns (as a server-side dry run returns it): what any webhook injecting
-// the same content answers, with none of the work of deciding it.
-func oursAsPatch(t interface{ Fatalf(string, ...any) }, cs kubernetes.Interface, ns string, shape podShape) []byte {
-	sent := shape.pod(0)
-	got, err := cs.CoreV1().Pods(ns).Create(context.Background(), sent.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-	if err != nil {
-		t.Fatalf("dry run of a create in %s: %v", ns, err)
+// oursAsPatch is the patch our webhook answers for the shape's pod in ns, byte for
+// byte: the no-op webhook records the AdmissionReview the apiserver sends it for a
+// dry-run create in noop (the pod defaulted, with its managed fields), which is then
+// posted to our webhook as if for ns. What any webhook injecting the same content
+// answers, with none of the work of deciding it.
+func oursAsPatch(t interface{ Fatalf(string, ...any) }, cs kubernetes.Interface, wh *webhookproc.Webhook, canned *cannedPatches,
+	ns, noop string, shape podShape) []byte {
+	ctx := context.Background()
+	canned.arm(noop)
+	if _, err := cs.CoreV1().Pods(noop).Create(ctx, shape.pod(0), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("dry run of a create in %s: %v", noop, err)
 	}
-	// What the apiserver sets itself is not the webhook's to write.
-	got.ObjectMeta = metav1.ObjectMeta{Name: got.Name, GenerateName: got.GenerateName, Labels: got.Labels,
-		Annotations: got.Annotations, OwnerReferences: got.OwnerReferences}
-	got.Status = corev1.PodStatus{}
-	before, err := json.Marshal(sent)
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(canned.captured(), &review); err != nil || review.Request == nil {
+		t.Fatalf("the review the apiserver sent: %v", err)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(review.Request.Object.Raw, &obj); err != nil {
+		t.Fatalf("the pod the apiserver sent: %v", err)
+	}
+	if meta, ok := obj["metadata"].(map[string]any); ok && meta["namespace"] != nil {
+		meta["namespace"] = ns
+	}
+	raw, err := json.Marshal(obj)
 	if err != nil {
 		t.Fatalf("encoding the pod: %v", err)
 	}
-	after, err := json.Marshal(got)
+	review.Request.Namespace, review.Request.Object.Raw = ns, raw
+	body, err := json.Marshal(&review)
 	if err != nil {
-		t.Fatalf("encoding the pod: %v", err)
+		t.Fatalf("encoding the review: %v", err)
 	}
-	ops, err := admission.Diff(before, after)
+	mwc, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, wh.ConfigName, metav1.GetOptions{})
 	if err != nil {
-		t.Fatalf("diffing our injection: %v", err)
+		t.Fatalf("our webhook's configuration: %v", err)
 	}
-	patch, err := json.Marshal(ops)
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(mwc.Webhooks[0].ClientConfig.CABundle) {
+		t.Fatalf("our webhook's caBundle holds no certificate")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	resp, err := client.Post(fmt.Sprintf("https://127.0.0.1:%d%s", wh.Port, admission.Path), "application/json", bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("encoding the patch: %v", err)
+		t.Fatalf("asking our webhook: %v", err)
 	}
-	return patch
+	defer resp.Body.Close()
+	var out admissionv1.AdmissionReview
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Response == nil || !out.Response.Allowed || len(out.Response.Patch) == 0 {
+		t.Fatalf("our webhook's answer (HTTP %d): %v %+v", resp.StatusCode, err, out.Response)
+	}
+	return out.Response.Patch
 }
 
 // startNoop serves an admission webhook that allows every pod unchanged (in
 // bench-admission-annotate, with one annotation added; in a namespace canned holds
 // a patch for, with that patch), registered like ours (same rules, selectors,
-// timeout) for namespaces labelled bench-noop.
+// timeout) for namespaces labelled bench-noop. It keeps the body of a review for the
+// namespace canned is armed for.
 func startNoop(t interface {
 	Fatalf(string, ...any)
 	Cleanup(func())
@@ -475,11 +524,16 @@ func startNoop(t interface {
 	srv := &http.Server{
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}},
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, err := io.ReadAll(r.Body)
 			var review admissionv1.AdmissionReview
-			if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
+			if err == nil {
+				err = json.Unmarshal(body, &review)
+			}
+			if err != nil || review.Request == nil {
 				http.Error(w, "bad review", http.StatusBadRequest)
 				return
 			}
+			canned.keep(review.Request.Namespace, body)
 			review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
 			if review.Request.Namespace == "bench-admission-annotate" {
 				// The least a mutating webhook can do: one annotation. The apiserver then
