@@ -142,10 +142,6 @@ func TestDiffRefusesNonObjects(t *testing.T) {
 	}
 }
 
-// FuzzDiff: for any two JSON objects (as encoding/json writes them), the patch turns
-// the first into the second. Documents with an empty member name are left out: the
-// apiserver's patch library cannot address one (RFC 6901 can), and the apiserver
-// refuses such a key in a pod anyway.
 // TestEncodePatch: the handler's encoding of operations is what json.Marshal writes of
 // them, the framework's encoding (values compact already, as the handler's are).
 func TestEncodePatch(t *testing.T) {
@@ -179,6 +175,10 @@ func TestEncodePatch(t *testing.T) {
 	}
 }
 
+// FuzzDiff: for any two JSON objects (as encoding/json writes them), the patch turns
+// the first into the second. Documents with an empty member name are left out: the
+// apiserver's patch library cannot address one (RFC 6901 can), and the apiserver
+// refuses such a key in a pod anyway.
 func FuzzDiff(f *testing.F) {
 	f.Add(`{"a":[1,2,{"b":3}]}`, `{"a":[0,1,2,{"b":4}],"c":"/~"}`)
 	f.Add(`{"x/y":{"z~":[[]]}}`, `{"x/y":{"z~":[[1],[]]}}`)
