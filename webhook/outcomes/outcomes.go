@@ -94,12 +94,38 @@ type termination struct {
 	attempt   int32
 }
 
-// Predicate selects the pods the webhook cares about.
+// Predicate selects the pods the webhook cares about (by the product label) once
+// their restore or backup container has terminated at least once: every other event
+// of such a pod (its creation, scheduling, readiness, deletion before it ran) has
+// nothing to report, and reconciling it cost a copy of the pod and of its namespace.
 func Predicate() predicate.Predicate {
 	return predicate.NewPredicateFuncs(func(o client.Object) bool {
 		p := o.GetLabels()[contract.LabelProduct]
-		return p == contract.ProductSmartERP || p == contract.ProductSistemico
+		if p != contract.ProductSmartERP && p != contract.ProductSistemico {
+			return false
+		}
+		pod, ok := o.(*corev1.Pod)
+		if !ok {
+			return false
+		}
+		_, statuses, name := watched(pod)
+		for _, st := range statuses {
+			if st.Name == name && (st.State.Terminated != nil || st.LastTerminationState.Terminated != nil) {
+				return true
+			}
+		}
+		return false
 	})
+}
+
+// watched is what a pod's outcomes are: the kind of run, the statuses of the
+// containers it runs in and the container's name (a backup Job's pod: the backup
+// container; any other pod: the restore init container).
+func watched(pod *corev1.Pod) (kind string, statuses []corev1.ContainerStatus, name string) {
+	if pod.Labels[labelComponent] == componentBackup && pod.Labels[contract.LabelManagedBy] == contract.ManagedBy {
+		return contract.SummaryBackup, pod.Status.ContainerStatuses, backupContainer
+	}
+	return contract.SummaryRestore, pod.Status.InitContainerStatuses, contract.InitContainerName
 }
 
 // SetupWithManager registers the watcher.
@@ -126,10 +152,7 @@ func (w *Watcher) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if ns.Labels[contract.LabelEnabled] != "true" {
 		return reconcile.Result{}, nil
 	}
-	kind, statuses, name := contract.SummaryRestore, pod.Status.InitContainerStatuses, contract.InitContainerName
-	if pod.Labels[labelComponent] == componentBackup && pod.Labels[contract.LabelManagedBy] == contract.ManagedBy {
-		kind, statuses, name = contract.SummaryBackup, pod.Status.ContainerStatuses, backupContainer
-	}
+	kind, statuses, name := watched(&pod)
 	for _, st := range statuses {
 		if st.Name != name {
 			continue
