@@ -102,11 +102,9 @@ func (b *bench) admission() {
 					v.cpu = addCPU(v.cpu, c0, cpuOf(procs))
 				}
 			}
-			cpuOurs, cpuNoop, cpuAnnotate, cpuCanned := o.cpu, n.cpu, a.cpu, c.cpu
 			fmt.Printf("bench: admission, %s, concurrency %d: waited %s in all for an idle stack between series\n", shape.name, conc, settled.Round(time.Millisecond))
 			sum1, n1 := scrape(metrics, "controller_runtime_webhook_latency_seconds_sum"+hook), scrape(metrics, "controller_runtime_webhook_latency_seconds_count"+hook)
 			name := fmt.Sprintf("admission, %s, %d creates at concurrency %d", shape.name, perRound*rounds, conc)
-			perCreate := float64(perRound * rounds)
 			b.rep.metric(name+" p50", ms(o.quantile(0.5)), ms(n.quantile(0.5)), "ms", "")
 			b.rep.metric(name+" p99", ms(o.quantile(0.99)), ms(n.quantile(0.99)), "ms", "≤ 1.20")
 			b.rep.metric(name+" p99 of a round, median over the rounds", ms(o.burstP99()), ms(n.burstP99()), "ms", "")
@@ -114,15 +112,20 @@ func (b *bench) admission() {
 			b.rep.metric(name+" p99, a webhook answering our patch precomputed vs the no-op", ms(c.quantile(0.99)), ms(n.quantile(0.99)), "ms", "")
 			b.rep.metric(name+" p99, ours vs a webhook answering our patch precomputed", ms(o.quantile(0.99)), ms(c.quantile(0.99)), "ms", "")
 			b.rep.metric(name+" errors", float64(o.errors), float64(n.errors), "", goalIf(conc == 200, "0"))
-			total := func(m map[string]int64) float64 {
-				return float64(m["webhook"]+m["kube-apiserver"]+m["etcd"]) / 1e6 / perCreate
+			// cpu is the CPU of the named processes per create and delete of v's series.
+			cpu := func(v *series, procs ...string) float64 {
+				var sum int64
+				for _, p := range procs {
+					sum += v.cpu[p]
+				}
+				return float64(sum) / 1e6 / float64(perRound*rounds)
 			}
-			b.rep.metric(name+" CPU per create and delete (webhook+apiserver+etcd)", total(cpuOurs), total(cpuNoop), "ms", "")
-			b.rep.metric(name+" CPU per create and delete, a webhook adding one annotation vs the no-op", total(cpuAnnotate), total(cpuNoop), "ms", "")
-			b.rep.metric(name+" CPU per create and delete, a webhook answering our patch precomputed vs the no-op", total(cpuCanned), total(cpuNoop), "ms", "")
-			for _, p := range []string{"webhook", "kube-apiserver", "etcd"} {
-				fmt.Printf("bench: %s: %s CPU per create and delete: ours=%.2fms noop=%.2fms precomputed=%.2fms\n", name, p,
-					float64(cpuOurs[p])/1e6/perCreate, float64(cpuNoop[p])/1e6/perCreate, float64(cpuCanned[p])/1e6/perCreate)
+			stack := []string{"webhook", "kube-apiserver", "etcd"}
+			b.rep.metric(name+" CPU per create and delete (webhook+apiserver+etcd)", cpu(o, stack...), cpu(n, stack...), "ms", "")
+			b.rep.metric(name+" CPU per create and delete, a webhook adding one annotation vs the no-op", cpu(a, stack...), cpu(n, stack...), "ms", "")
+			b.rep.metric(name+" CPU per create and delete, a webhook answering our patch precomputed vs the no-op", cpu(c, stack...), cpu(n, stack...), "ms", "")
+			for _, p := range stack {
+				fmt.Printf("bench: %s: %s CPU per create and delete: ours=%.2fms noop=%.2fms precomputed=%.2fms\n", name, p, cpu(o, p), cpu(n, p), cpu(c, p))
 			}
 			if n1 > n0 {
 				b.rep.value(name+" time inside our webhook's handler (mean)", (sum1-sum0)/(n1-n0)*1000, "ms", "")
