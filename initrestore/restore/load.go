@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -203,119 +202,60 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 	if err := r.admin.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("reading the server's wal_level: %w", err))
 	}
-	for _, p := range SpooledPasses(r.cfg.Jobs, walLevel == "minimal") {
-		if slices.Equal(p.Sections, []string{"pre-data"}) {
-			err = r.restoreDefinitions(ctx, client, list, f.Name(), p)
-		} else {
-			err = r.pgRestore(ctx, client, list, f.Name(), nil, p)
+	text, err := os.ReadFile(list)
+	if err != nil {
+		return exitcode.Wrap(ExitRestore, fmt.Errorf("reading the restore list: %w", err))
+	}
+	listed := map[int]bool{}
+	for _, id := range ListIDs(string(text)) {
+		listed[id] = true
+	}
+	toc, size := r.readTOC(f.Name())
+	plan := PlanSpooled(toc, listed, size, r.cfg.Jobs, walLevel == "minimal")
+	r.log.Info("restore planned", "stages", describe(plan))
+	for _, stage := range plan {
+		g, gctx := errgroup.WithContext(ctx)
+		for _, run := range stage {
+			g.Go(func() error { return r.restoreRun(gctx, client, string(text), list, f.Name(), run, stage.jobs()) })
 		}
-		if err != nil {
+		if err := g.Wait(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// restoreDefinitions restores the pre-data of a spooled archive: split among as many
-// pg_restore runs as there are cores, at most RESTORE_JOBS, when SplitPreData finds
-// independent groups; in the one run pass describes otherwise (or when the archive's
-// table of contents cannot be read: that costs only speed).
-//
-// Measured on PostgreSQL 12 (durable), the 3,000 tables of the Protheus-shaped
-// benchmark database, 2 cores: 6.2 s in one run, 5.0 s in two, 5.3 s in three, 5.8 s
-// in four (the server computes each CREATE TABLE: more runs than cores only queue).
-func (r *run) restoreDefinitions(ctx context.Context, client pg.Client, list, archive string, pass RestorePass) error {
-	text, err := os.ReadFile(list)
-	if err != nil {
-		return exitcode.Wrap(ExitRestore, fmt.Errorf("reading the restore list: %w", err))
-	}
-	split, ok, err := r.splitDefinitions(string(text), archive)
-	if err != nil || !ok {
-		if err != nil {
-			r.log.Info("definitions restored in one run", "reason", err.Error())
+// readTOC reads the spooled archive's table of contents, and its size; nil when it
+// cannot (that costs only speed: PlanSpooled then plans without it).
+func (r *run) readTOC(archive string) ([]pg.TOCEntry, int64) {
+	f, err := os.Open(archive)
+	if err == nil {
+		defer f.Close()
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil {
+			var toc []pg.TOCEntry
+			if toc, err = pg.ReadTOC(f); err == nil {
+				return toc, st.Size()
+			}
 		}
-		return r.pgRestore(ctx, client, list, archive, nil, pass)
 	}
-	r.log.Info("definitions split", "first", len(split.First), "groups", len(split.Groups))
-	one := RestorePass{Sections: pass.Sections, Jobs: 1}
-	if len(split.First) > 0 {
-		if err := r.pgRestoreOf(ctx, client, SubList(string(text), split.First), archive, one); err != nil {
+	r.log.Info("table of contents not read; restoring without splitting the tables", "error", err.Error())
+	return nil, 0
+}
+
+// restoreRun is one run of a plan: pg_restore of the whole list (at path list, text
+// its content), or of the entries the run names, with sessionJobs the connections of
+// its stage in all.
+func (r *run) restoreRun(ctx context.Context, client pg.Client, text, list, archive string, run RestoreRun, sessionJobs int) error {
+	if run.IDs != nil {
+		path, err := r.writeList(SubList(text, run.IDs))
+		if err != nil {
 			return err
 		}
+		defer os.Remove(path)
+		list = path
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, ids := range split.Groups {
-		sub := SubList(string(text), ids)
-		g.Go(func() error { return r.pgRestoreOf(gctx, client, sub, archive, one) })
-	}
-	return g.Wait()
-}
-
-// splitDefinitions reads the spooled archive's table of contents and splits the
-// pre-data of list (the --use-list file's text).
-func (r *run) splitDefinitions(list, archive string) (PreDataSplit, bool, error) {
-	f, err := os.Open(archive)
-	if err != nil {
-		return PreDataSplit{}, false, err
-	}
-	defer f.Close()
-	toc, err := pg.ReadTOC(f)
-	if err != nil {
-		return PreDataSplit{}, false, err
-	}
-	listed := map[int]bool{}
-	for _, id := range ListIDs(list) {
-		listed[id] = true
-	}
-	split, ok := SplitPreData(toc, listed, min(r.cfg.Jobs, runtime.GOMAXPROCS(0)))
-	return split, ok, nil
-}
-
-// pgRestoreOf is pgRestore of the entries of a list given as text.
-func (r *run) pgRestoreOf(ctx context.Context, client pg.Client, list, archive string, pass RestorePass) error {
-	path, err := r.writeList(list)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(path)
-	return r.pgRestore(ctx, client, path, archive, nil, pass)
-}
-
-// RestorePass is one pg_restore of a spooled archive: the sections it restores (all
-// when none) and its workers.
-type RestorePass struct {
-	Sections []string
-	Jobs     int
-}
-
-// SpooledPasses are the pg_restore runs of a spooled archive: the definitions
-// (pre-data) alone (split among runs by restoreDefinitions), then the data and
-// post-data with jobs workers.
-//
-// Apart, because a parallel pg_restore that has just created a table loads its data in
-// BEGIN; TRUNCATE; COPY; COMMIT, so that a server at wal_level=minimal can skip the
-// COPY's WAL; elsewhere the TRUNCATE only costs, and dearly: a commit that drops a
-// relation file flushes the WAL whatever synchronous_commit says, one fsync per table.
-// A run that did not create the tables does not truncate them. pg_restore runs the
-// definitions serially whatever its jobs. At wal_level=minimal, one run.
-//
-// The default jobs are twice the cores: an ERP company's post-data is thousands of
-// index builds on small or empty tables, each of which waits for the fsync of its new
-// file (btbuild syncs every WAL-logged index it writes, whatever the commit settings)
-// more than it computes, and more workers than cores overlap those waits; in the same
-// run, a table's indexes start as soon as its data is in.
-//
-// Measured on PostgreSQL 12 (wal_level=replica, durable), 3,000 tables with a primary
-// key and two indexes each, a few hundred rows in one in ten, 2 cores: pre-data and
-// data in one run 5.0 s at -j1, 7.4 s at -j2; apart 3.7 s then 2.4 s at -j2;
-// post-data alone 12.2 s at -j2, 8.9 s at -j4, 9.8 s at -j8; data and post-data after
-// the definitions 11.5–17.3 s in two runs (-j2, -j4), 9.5–12.6 s in one at -j4 (the
-// disk varied between series; every series ranked them alike).
-func SpooledPasses(jobs int, walMinimal bool) []RestorePass {
-	if jobs <= 1 || walMinimal {
-		return []RestorePass{{Jobs: max(jobs, 1)}}
-	}
-	return []RestorePass{{Sections: []string{"pre-data"}, Jobs: 1}, {Sections: []string{"data", "post-data"}, Jobs: jobs}}
+	return r.pgRestore(ctx, client, list, archive, nil, run, sessionJobs)
 }
 
 // index writes the data offsets pg_dump could not write into a piped archive, so the
@@ -365,7 +305,7 @@ func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef)
 		_ = pw.CloseWithError(err)
 		downloaded <- err
 	}()
-	rerr := r.pgRestore(ctx, client, list, "", pr, RestorePass{Jobs: 1})
+	rerr := r.pgRestore(ctx, client, list, "", pr, RestoreRun{Name: "archive", Jobs: 1}, 1)
 	_ = os.Remove(list)
 	_ = pr.CloseWithError(errors.New("pg_restore ended"))
 	derr := <-downloaded
@@ -384,15 +324,15 @@ func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef)
 // created by the application role, stop at the first error. The database is a plain
 // name (validated: it cannot be read as a connection string); host, user and password
 // come from the environment.
-func RestoreArgs(database, role, list, archive string, pass RestorePass) []string {
+func RestoreArgs(database, role, list, archive string, run RestoreRun) []string {
 	args := []string{"--dbname=" + database, "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=" + role, "--use-list=" + list}
 	// --section narrows --use-list (an entry of no section, a comment or an ACL, goes
 	// with the entry before it).
-	for _, s := range pass.Sections {
+	for _, s := range run.Sections {
 		args = append(args, "--section="+s)
 	}
-	if pass.Jobs > 1 {
-		args = append(args, "--jobs="+strconv.Itoa(pass.Jobs))
+	if run.Jobs > 1 {
+		args = append(args, "--jobs="+strconv.Itoa(run.Jobs))
 	}
 	if archive != "" {
 		args = append(args, archive)
@@ -408,22 +348,24 @@ func RestoreArgs(database, role, list, archive string, pass RestorePass) []strin
 // commit is synchronous (swap sets it) and so flushes every record before it; a crash
 // before that leaves only the temporary database, which the next run drops.
 //
-// With --jobs the index builds already run side by side, one per job: the server's
-// own parallel index build (PostgreSQL 11 and later) would start more processes than
+// With several connections (--jobs, or runs side by side) the index builds already run
+// side by side, one per connection: the server's own parallel index build (PostgreSQL 11 and later) would start more processes than
 // there are cores and slow them all (measured on 2 cores, 1 GB: 6.8 s instead of
 // 7.3 s).
-func RestoreSessionOptions(serverMajor, jobs int) string {
+func RestoreSessionOptions(serverMajor, connections int) string {
 	opts := "-c synchronous_commit=off"
-	if jobs > 1 && serverMajor >= 11 {
+	if connections > 1 && serverMajor >= 11 {
 		opts += " -c max_parallel_maintenance_workers=0"
 	}
 	return opts
 }
 
-func (r *run) pgRestore(ctx context.Context, client pg.Client, list, archive string, stdin io.Reader, pass RestorePass) error {
+// pgRestore runs pg_restore; sessionJobs is the connections open side by side in all
+// (this run's and those of the runs beside it).
+func (r *run) pgRestore(ctx context.Context, client pg.Client, list, archive string, stdin io.Reader, run RestoreRun, sessionJobs int) error {
 	conn := r.cfg.admin(r.cfg.Database + tempSuffix)
-	cmd := pg.CommandContext(ctx, client, conn, RestoreArgs(conn.Database, r.cfg.User, list, archive, pass)...)
-	cmd.Env = append(cmd.Env, "PGOPTIONS="+RestoreSessionOptions(r.serverMajor(), pass.Jobs))
+	cmd := pg.CommandContext(ctx, client, conn, RestoreArgs(conn.Database, r.cfg.User, list, archive, run)...)
+	cmd.Env = append(cmd.Env, "PGOPTIONS="+RestoreSessionOptions(r.serverMajor(), sessionJobs))
 	cmd.Stdin = stdin
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -433,11 +375,11 @@ func (r *run) pgRestore(ctx context.Context, client pg.Client, list, archive str
 	if err := cmd.Start(); err != nil {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("starting pg_restore: %w", err))
 	}
-	r.log.Info("pg_restore started", "jobs", pass.Jobs, "sections", pass.Sections, "spooled", archive != "")
+	r.log.Info("pg_restore started", "run", run.Name, "jobs", run.Jobs, "sections", run.Sections, "spooled", archive != "")
 	pg.LogLines(r.log, "pg_restore", stderr)
 	if err := cmd.Wait(); err != nil {
 		return exitcode.Wrap(ExitRestore, pg.ExitError("pg_restore", err))
 	}
-	r.log.Info("pg_restore finished", "duration", time.Since(start).Round(time.Millisecond).String())
+	r.log.Info("pg_restore finished", "run", run.Name, "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }

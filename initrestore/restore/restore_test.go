@@ -867,7 +867,7 @@ func TestPlanTOC(t *testing.T) {
 
 func TestRestoreSessionOptions(t *testing.T) {
 	tests := []struct {
-		major, jobs int
+		major, connections int
 		want        string
 	}{
 		{12, 1, "-c synchronous_commit=off"},
@@ -876,43 +876,25 @@ func TestRestoreSessionOptions(t *testing.T) {
 		{10, 4, "-c synchronous_commit=off"}, // no max_parallel_maintenance_workers before 11: the session would not start
 	}
 	for _, tc := range tests {
-		if got := restore.RestoreSessionOptions(tc.major, tc.jobs); got != tc.want {
-			t.Errorf("RestoreSessionOptions(%d, %d) = %q, want %q", tc.major, tc.jobs, got, tc.want)
+		if got := restore.RestoreSessionOptions(tc.major, tc.connections); got != tc.want {
+			t.Errorf("RestoreSessionOptions(%d, %d) = %q, want %q", tc.major, tc.connections, got, tc.want)
 		}
 	}
 }
 
 func TestRestoreArgs(t *testing.T) {
-	got := restore.RestoreArgs("hml__restoring", "app", "/tmp/toc.list", "/scratch/a.dump", restore.RestorePass{Jobs: 4})
+	got := restore.RestoreArgs("hml__restoring", "app", "/tmp/toc.list", "/scratch/a.dump", restore.RestoreRun{Jobs: 4})
 	want := []string{"--dbname=hml__restoring", "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=app", "--use-list=/tmp/toc.list", "--jobs=4", "/scratch/a.dump"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	got = restore.RestoreArgs("db", "app", "l", "/s/a.dump", restore.RestorePass{Sections: []string{"pre-data", "data"}, Jobs: 2})
+	got = restore.RestoreArgs("db", "app", "l", "/s/a.dump", restore.RestoreRun{Sections: []string{"pre-data", "data"}, Jobs: 2})
 	want = []string{"--dbname=db", "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=app", "--use-list=l", "--section=pre-data", "--section=data", "--jobs=2", "/s/a.dump"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("sectioned (-want +got):\n%s", diff)
 	}
-	if got := restore.RestoreArgs("db", "app", "l", "", restore.RestorePass{Jobs: 1}); contains(got, "--jobs=1") || len(got) != 7 {
+	if got := restore.RestoreArgs("db", "app", "l", "", restore.RestoreRun{Jobs: 1}); contains(got, "--jobs=1") || len(got) != 7 {
 		t.Errorf("streamed args %v", got)
-	}
-}
-
-func TestSpooledPasses(t *testing.T) {
-	tests := []struct {
-		jobs       int
-		walMinimal bool
-		want       []restore.RestorePass
-	}{
-		{4, false, []restore.RestorePass{{Sections: []string{"pre-data"}, Jobs: 1}, {Sections: []string{"data", "post-data"}, Jobs: 4}}},
-		// wal_level=minimal: pg_restore's TRUNCATE before each COPY skips its WAL.
-		{4, true, []restore.RestorePass{{Jobs: 4}}},
-		{1, false, []restore.RestorePass{{Jobs: 1}}}, // a serial pg_restore truncates nothing
-	}
-	for _, tc := range tests {
-		if diff := cmp.Diff(tc.want, restore.SpooledPasses(tc.jobs, tc.walMinimal)); diff != "" {
-			t.Errorf("SpooledPasses(%d, %v) (-want +got):\n%s", tc.jobs, tc.walMinimal, diff)
-		}
 	}
 }
 

@@ -53,9 +53,29 @@ func TestIndexArchiveLetsParallelRestoreSeek(t *testing.T) {
 				}
 				file := pipedDump(t, p, db, z)
 				before := listing(t, file)
+				if offsets := dataOffsets(t, file); len(offsets) != 0 {
+					t.Errorf("a piped archive's table of contents has data offsets: %v", offsets)
+				}
 				n, err := pg.IndexArchive(openRW(t, file))
 				if err != nil {
 					t.Fatal(err)
+				}
+				// ReadTOC reads the offsets written: each points at its entry's block.
+				offsets := dataOffsets(t, file)
+				if len(offsets) != n {
+					t.Errorf("ReadTOC reads %d data offsets, %d were written", len(offsets), n)
+				}
+				raw, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for id, off := range offsets {
+					// A block: its type (1 data, 3 large objects), then the dump id as an
+					// int (a sign byte and 4 bytes, least significant first).
+					if b := raw[off:min(int64(len(raw)), off+6)]; len(b) < 6 || b[0] != 1 && b[0] != 3 || b[1] != 0 ||
+						int(b[2])|int(b[3])<<8|int(b[4])<<16|int(b[5])<<24 != id {
+						t.Errorf("entry %d: offset %d points at % x", id, off, b)
+					}
 				}
 				if n < len(fixture.Tables)+1 {
 					t.Errorf("indexed %d entries, want at least the %d tables and the large objects", n, len(fixture.Tables))
@@ -89,6 +109,27 @@ func TestIndexArchiveLetsParallelRestoreSeek(t *testing.T) {
 			})
 		}
 	}
+}
+
+// dataOffsets are the data offsets ReadTOC reads from file, by dump id.
+func dataOffsets(t *testing.T, file string) map[int]int64 {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	toc, err := pg.ReadTOC(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]int64{}
+	for _, e := range toc {
+		if e.DataOffset != 0 {
+			out[e.ID] = e.DataOffset
+		}
+	}
+	return out
 }
 
 func TestIndexArchiveLeavesBrokenArchivesAlone(t *testing.T) {

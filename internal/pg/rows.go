@@ -136,6 +136,7 @@ type tocFields struct {
 	deps        []int
 	offsetState int
 	offsetPos   int64 // where the offset state is, for IndexArchive to patch
+	offset      int64 // where the entry's data block starts, when offsetState is offsetSet
 }
 
 // tocEntry reads one TOC entry (WriteToc, pg_backup_archiver.c), keeping its dump id,
@@ -222,7 +223,18 @@ func (a *archReader) tocEntry() (tocFields, error) {
 	if e.offsetState < offsetNotSet || e.offsetState > offsetNoData {
 		return e, fmt.Errorf("offset state %d", e.offsetState)
 	}
-	return e, a.skip(int64(a.offSize))
+	// The offset: offSize bytes, least significant first (WriteOffset).
+	for i := range a.offSize {
+		b, err := a.byte()
+		if err != nil {
+			return e, noEOF(err)
+		}
+		e.offset |= int64(b) << (8 * i) // offSize is at most 8 (readHeaderFrom)
+	}
+	if e.offsetState != offsetSet || e.offset < 0 {
+		e.offset = 0
+	}
+	return e, nil
 }
 
 // countRows reads one compressed data block's chunks and counts the lines of COPY

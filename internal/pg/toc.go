@@ -22,6 +22,10 @@ type TOCEntry struct {
 	Desc    string // TABLE, INDEX, COMMENT…
 	Section int
 	Deps    []int // the dump ids it depends on
+	// DataOffset is where the entry's data block starts in the archive, when the table
+	// of contents records it (pg_dump wrote to a file, or IndexArchive indexed it);
+	// 0 otherwise.
+	DataOffset int64
 }
 
 // ReadTOC reads the header and the table of contents heading a custom-format archive;
@@ -38,7 +42,7 @@ func ReadTOC(r io.Reader) ([]TOCEntry, error) {
 		if err != nil {
 			return nil, tocErr(i, err)
 		}
-		entries = append(entries, TOCEntry{ID: e.id, Desc: e.desc, Section: e.section, Deps: e.deps})
+		entries = append(entries, TOCEntry{ID: e.id, Desc: e.desc, Section: e.section, Deps: e.deps, DataOffset: e.offset})
 	}
 	return entries, nil
 }

@@ -1,0 +1,371 @@
+package restore_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/smartbackup/smartbackup/initrestore/restore"
+	"github.com/smartbackup/smartbackup/internal/pg"
+)
+
+// entry builds a TOC entry: id, desc, section, deps.
+func entry(id int, desc string, section int, deps ...int) pg.TOCEntry {
+	return pg.TOCEntry{ID: id, Desc: desc, Section: section, Deps: deps}
+}
+
+const pre, none, data, post = pg.SectionPreData, pg.SectionNone, pg.SectionData, pg.SectionPostData
+
+// erpTOC is an archive's table of contents shaped like an ERP company's: n small
+// tables from id 1000 on (each a TABLE with a comment, its data of a few KiB, a
+// primary key and an index with a comment), one big table (100) with its data and an
+// index, and what ties tables together: a view over two small tables, a function over
+// a table's row type, a self-referencing foreign key, foreign keys between tables, a
+// materialized view over a small table, a sequence and its value.
+func erpTOC(n int) []pg.TOCEntry {
+	toc := []pg.TOCEntry{entry(1, "SCHEMA", pre), entry(2, "TYPE", pre, 1), entry(3, "SEQUENCE", pre, 1), entry(4, "FUNCTION", pre, 1),
+		entry(100, "TABLE", pre, 1, 2), entry(101, "COMMENT", none, 100)}
+	for i := range n {
+		id := 1000 + 10*i
+		toc = append(toc, entry(id, "TABLE", pre, 1), entry(id+1, "COMMENT", none, id))
+	}
+	toc = append(toc, entry(300, "SEQUENCE OWNED BY", pre, 3, 1000), entry(301, "VIEW", pre, 1010, 1020),
+		entry(302, "FUNCTION", pre, 1030), entry(303, "MATERIALIZED VIEW", pre, 1040), entry(304, "EXTENSION", pre))
+	offset := int64(4096)
+	blockAt := func(e pg.TOCEntry, size int64) pg.TOCEntry {
+		e.DataOffset, offset = offset, offset+size
+		return e
+	}
+	toc = append(toc, blockAt(entry(102, "TABLE DATA", data, 100), 64<<20))
+	for i := range n {
+		id := 1000 + 10*i
+		toc = append(toc, blockAt(entry(id+2, "TABLE DATA", data, id), 4<<10))
+	}
+	toc = append(toc, entry(305, "SEQUENCE SET", data, 3), entry(103, "INDEX", post, 100))
+	for i := range n {
+		id := 1000 + 10*i
+		toc = append(toc, entry(id+3, "CONSTRAINT", post, id), entry(id+4, "INDEX", post, id), entry(id+5, "COMMENT", none, id+4))
+	}
+	return append(toc, entry(306, "FK CONSTRAINT", post, 1050, 1053), // self-referencing
+		entry(307, "FK CONSTRAINT", post, 1060, 1073), entry(308, "COMMENT", none, 307), // between small tables
+		entry(309, "FK CONSTRAINT", post, 1080, 103), // to the big table
+		entry(310, "MATERIALIZED VIEW DATA", post, 303), entry(311, "EVENT TRIGGER", post, 4))
+}
+
+// listedAll lists every entry of toc but except.
+func listedAll(toc []pg.TOCEntry, except ...int) map[int]bool {
+	m := map[int]bool{}
+	for _, e := range toc {
+		m[e.ID] = true
+	}
+	for _, id := range except {
+		delete(m, id)
+	}
+	return m
+}
+
+func TestPlanSpooled(t *testing.T) {
+	toc := erpTOC(200)
+	var size int64 // the archive ends with the last small table's data
+	for _, e := range toc {
+		size = max(size, e.DataOffset+4<<10)
+	}
+	listed := listedAll(toc, 1, 304)
+	plan := restore.PlanSpooled(toc, listed, size, 4, false)
+	if len(plan) != 3 {
+		t.Fatalf("%d stages, want 3: %v", len(plan), plan)
+	}
+	// where: dump id → stage and run.
+	type at struct{ stage, run int }
+	where := map[int]at{}
+	pos := map[int]int{}
+	for i, e := range toc {
+		pos[e.ID] = i
+	}
+	for s, stage := range plan {
+		for r, run := range stage {
+			for k, id := range run.IDs {
+				if k > 0 && pos[run.IDs[k-1]] > pos[id] {
+					t.Errorf("stage %d run %d is out of the archive's order: %v", s, r, run.IDs)
+				}
+				if w, dup := where[id]; dup {
+					t.Errorf("entry %d in stage %d run %d and stage %d run %d", id, w.stage, w.run, s, r)
+				}
+				where[id] = at{s, r}
+			}
+		}
+	}
+	for id := range listed {
+		if _, ok := where[id]; !ok {
+			t.Errorf("listed entry %d not restored", id)
+		}
+	}
+	for _, id := range []int{1, 304} {
+		if w, ok := where[id]; ok {
+			t.Errorf("entry %d, not listed, restored in %v", id, w)
+		}
+	}
+	// Stage 1: what depends on no table, and the big table's definition.
+	if got, want := plan[0], (restore.Stage{{Name: "definitions", IDs: []int{2, 3, 4, 100, 101}, Jobs: 1}}); !cmp.Equal(got, want) {
+		t.Errorf("stage 1 = %+v, want %+v", got, want)
+	}
+	// Stage 2: the big table's data and index in a run of half the jobs, the small
+	// tables in serial runs for the other half.
+	side := plan[1]
+	if len(side) != 3 || side[0].Name != "big tables" || side[0].Jobs != 2 || !cmp.Equal(side[0].IDs, []int{102, 103}) {
+		t.Fatalf("stage 2 = %+v", side)
+	}
+	for _, r := range side[1:] {
+		if r.Jobs != 1 || r.Sections != nil {
+			t.Errorf("serial run %+v", r)
+		}
+	}
+	// Everything on one small table goes in the same run, and what ties two tables in
+	// its definitions too.
+	for i := range 200 {
+		id := 1000 + 10*i
+		for _, e := range []int{id + 1, id + 2, id + 3, id + 4, id + 5} {
+			if where[e] != where[id] || where[id].stage != 1 {
+				t.Errorf("entry %d in %v, its table %d in %v", e, where[e], id, where[id])
+			}
+		}
+	}
+	for tie, table := range map[int]int{300: 1000, 301: 1010, 302: 1030, 303: 1040, 306: 1050, 310: 1040} {
+		if where[tie] != where[table] {
+			t.Errorf("entry %d in %v, its table %d in %v", tie, where[tie], table, where[table])
+		}
+	}
+	if where[1010] != where[1020] {
+		t.Errorf("the view's tables in %v and %v", where[1010], where[1020])
+	}
+	// Stage 3: what ties tables of different runs, or none, with every job.
+	last := plan[2]
+	if len(last) != 1 || last[0].Jobs != 4 {
+		t.Fatalf("stage 3 = %+v", last)
+	}
+	want := []int{305, 309, 311}
+	if where[1060] != where[1070] {
+		want = []int{305, 307, 308, 309, 311}
+	}
+	if !cmp.Equal(last[0].IDs, want) {
+		t.Errorf("stage 3 restores %v, want %v", last[0].IDs, want)
+	}
+	// The serial runs share the small tables evenly.
+	if a, b := len(side[1].IDs), len(side[2].IDs); a-b > 8 || b-a > 8 {
+		t.Errorf("serial runs of %d and %d entries", a, b)
+	}
+}
+
+func TestPlanSpooledWithoutSplit(t *testing.T) {
+	toc := erpTOC(200)
+	defs := []restore.Stage{
+		{{Name: "definitions", Sections: []string{"pre-data"}, Jobs: 1}},
+		{{Name: "data and indexes", Sections: []string{"data", "post-data"}, Jobs: 4}},
+	}
+	noOffsets := erpTOC(200)
+	for i := range noOffsets {
+		noOffsets[i].DataOffset = 0
+	}
+	for name, c := range map[string]struct {
+		toc        []pg.TOCEntry
+		jobs       int
+		walMinimal bool
+		want       []restore.Stage
+	}{
+		"one job":                      {toc, 1, false, []restore.Stage{{{Name: "archive", Jobs: 1}}}},
+		"wal_level=minimal":            {toc, 4, true, []restore.Stage{{{Name: "archive", Jobs: 4}}}},
+		"table of contents unread":     {nil, 4, false, defs},
+		"few tables":                   {erpTOC(10), 4, false, defs},
+		"no data offsets":              {noOffsets, 4, false, defs},
+		"every table tied to the next": {chain(100), 4, false, defs},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := restore.PlanSpooled(c.toc, listedAll(c.toc), 1<<30, c.jobs, c.walMinimal)
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("PlanSpooled (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPlanSpooledKeepsDependenciesInOrder: on random tables of contents, no entry of a
+// run depends on an entry restored side by side in another run, or after it.
+func TestPlanSpooledKeepsDependenciesInOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		toc := erpTOC(70)
+		// Random ties: entries of the data and post-data sections depending on random
+		// earlier entries.
+		for range 20 {
+			i := len(toc) - 1 - rng.IntN(len(toc)/2)
+			toc[i].Deps = append(toc[i].Deps, toc[rng.IntN(i)].ID)
+		}
+		listed := listedAll(toc)
+		plan := restore.PlanSpooled(toc, listed, 1<<30, 2+rng.IntN(6), false)
+		stage, run := map[int]int{}, map[int]int{}
+		for s, st := range plan {
+			for r, rr := range st {
+				for _, id := range rr.IDs {
+					stage[id], run[id] = s, r
+				}
+			}
+		}
+		for _, e := range toc {
+			for _, d := range e.Deps {
+				if _, ok := stage[d]; !ok {
+					continue
+				}
+				if stage[d] > stage[e.ID] || stage[d] == stage[e.ID] && run[d] != run[e.ID] {
+					t.Fatalf("round %d: entry %d (%s, stage %d run %d) depends on %d (stage %d run %d)",
+						round, e.ID, e.Desc, stage[e.ID], run[e.ID], d, stage[d], run[d])
+				}
+			}
+		}
+	}
+}
+
+// withData gives every table of toc a data block of 4 KiB.
+func withData(toc []pg.TOCEntry) []pg.TOCEntry {
+	out := slices.Clone(toc)
+	for i, e := range toc {
+		if e.Desc == "TABLE" {
+			out = append(out, pg.TOCEntry{ID: 10000 + i, Desc: "TABLE DATA", Section: pg.SectionData, Deps: []int{e.ID}, DataOffset: int64(4096 * (i + 1))})
+		}
+	}
+	return out
+}
+
+// chain is n tables, each inheriting from the one before.
+func chain(n int) []pg.TOCEntry {
+	toc := []pg.TOCEntry{{ID: 1, Desc: "TABLE", Section: pg.SectionPreData}}
+	for i := 2; i <= n; i++ {
+		toc = append(toc, pg.TOCEntry{ID: i, Desc: "TABLE", Section: pg.SectionPreData, Deps: []int{i - 1}})
+	}
+	return toc
+}
+
+func TestSubList(t *testing.T) {
+	list := ";\n; Archive created at …\n208; 1259 16667 TABLE public sa1010 erp\n;209; 0 0 COMMENT - x\n1142; 1259 32545 TABLE public sa1020 erp\n2078; 1259 48457 TABLE public sa1030 erp\n"
+	if got := restore.ListIDs(list); !cmp.Equal(got, []int{208, 1142, 2078}) {
+		t.Errorf("ListIDs = %v", got)
+	}
+	if got, want := restore.SubList(list, []int{2078, 208}), "208; 1259 16667 TABLE public sa1010 erp\n2078; 1259 48457 TABLE public sa1030 erp\n"; got != want {
+		t.Errorf("SubList = %q, want %q", got, want)
+	}
+}
+
+// shapes are what a split restore must keep in order: a schema, an enum and a domain,
+// serial columns (sequences owned by their tables, defaults), comments, a view over two
+// tables, a function over a table's row type, a partitioned table, an inherited one, a
+// materialized view over two tables with an index, a trigger, foreign keys (to the same
+// table, between small tables, to the big one), a sequence of its own; enough plain
+// tables to split, and a big one.
+func shapes() []string {
+	q := []string{
+		`CREATE SCHEMA erp`,
+		`CREATE TYPE erp.situacao AS ENUM ('aberto', 'fechado')`,
+		`CREATE DOMAIN erp.cpf AS char(14) CHECK (VALUE ~ '^[0-9.-]+$')`,
+	}
+	for i := range 80 {
+		q = append(q, fmt.Sprintf(`CREATE TABLE erp.t%02d (id serial PRIMARY KEY, s erp.situacao DEFAULT 'aberto', c erp.cpf, v char(10) DEFAULT ' ')`, i),
+			fmt.Sprintf(`COMMENT ON TABLE erp.t%02d IS 'tabela %d'`, i, i),
+			fmt.Sprintf(`COMMENT ON COLUMN erp.t%02d.v IS 'coluna'`, i),
+			fmt.Sprintf(`CREATE INDEX ON erp.t%02d (v)`, i),
+			fmt.Sprintf(`INSERT INTO erp.t%02d (c) SELECT '111.222.333-44' FROM generate_series(1, %d)`, i, i%7))
+	}
+	return append(q,
+		`CREATE VIEW erp.juntas AS SELECT a.id, b.v FROM erp.t01 a JOIN erp.t02 b USING (id)`,
+		`CREATE FUNCTION erp.rotulo(r erp.t03) RETURNS text LANGUAGE sql AS $$ SELECT r.v || r.c $$`,
+		`CREATE TABLE erp.notas (id int, emitida date NOT NULL) PARTITION BY RANGE (emitida)`,
+		`CREATE TABLE erp.notas_2025 PARTITION OF erp.notas FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')`,
+		`CREATE TABLE erp.notas_2026 PARTITION OF erp.notas FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`,
+		`INSERT INTO erp.notas VALUES (1, '2025-03-01'), (2, '2026-03-01')`,
+		`CREATE TABLE erp.base (id int, v text)`,
+		`CREATE TABLE erp.filha (extra int) INHERITS (erp.base)`,
+		`INSERT INTO erp.filha VALUES (1, 'x', 2)`,
+		`CREATE MATERIALIZED VIEW erp.resumo AS SELECT count(*) AS n FROM erp.t04`,
+		`CREATE MATERIALIZED VIEW erp.cruzada AS SELECT a.id, b.c FROM erp.t10 a JOIN erp.t11 b USING (id)`,
+		`CREATE UNIQUE INDEX ON erp.cruzada (id)`,
+		`CREATE TABLE erp.grande AS SELECT g AS id, repeat('x', 100) AS v FROM generate_series(1, 100000) g`,
+		`ALTER TABLE erp.grande ADD PRIMARY KEY (id)`,
+		`CREATE INDEX ON erp.grande (v)`,
+		`ALTER TABLE erp.t05 ADD COLUMN g int REFERENCES erp.grande (id)`,
+		`UPDATE erp.t05 SET g = id`,
+		`ALTER TABLE erp.t06 ADD COLUMN ref int REFERENCES erp.t01 (id)`,
+		`UPDATE erp.t06 SET ref = 1`,
+		`ALTER TABLE erp.t08 ADD COLUMN pai int REFERENCES erp.t08 (id)`,
+		`UPDATE erp.t08 SET pai = 1`,
+		`CREATE FUNCTION erp.carimbo() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.v := 'carimbado'; RETURN NEW; END $$`,
+		`CREATE TRIGGER carimbo BEFORE INSERT ON erp.t09 FOR EACH ROW EXECUTE FUNCTION erp.carimbo()`,
+		`CREATE SEQUENCE erp.numeracao START 1000`,
+		`SELECT setval('erp.numeracao', 1234)`,
+	)
+}
+
+// TestSplitRestoreEveryShape: a database of the shapes above restores, its tables split
+// among runs, to the same schema-only dump and the same rows.
+func TestSplitRestoreEveryShape(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	for _, major := range []int{12, 15} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			src := customSource(t, major, []string{"CREATE EXTENSION pg_trgm", "CREATE EXTENSION unaccent"}, shapes())
+			url := "file://" + t.TempDir()
+			writeCronbackup(t, src, url, prodNS)
+			tg := newTarget(t, src.PG, url, "cliente-hml", prodNS)
+			_, logs, err := tg.run(t, map[string]string{"RESTORE_SCRATCH_DIR": t.TempDir(), "RESTORE_JOBS": "4"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, run := range []string{"definitions: ", "big tables: ", "small tables 2: ", "across tables: "} {
+				if !strings.Contains(logs, `"restore planned"`) || !strings.Contains(logs, run) {
+					t.Fatalf("no run %q planned:\n%s", run, logs)
+				}
+			}
+			dump := func(db string) string {
+				c, err := pg.FindClient(pg.DefaultClientRoot, "pg_dump", major)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(c.Path, "--schema-only", "--no-owner", "--no-acl")
+				cmd.Env = src.PG.Env(db)
+				out, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("pg_dump %s: %v", db, err)
+				}
+				var keep []string
+				for line := range strings.Lines(string(out)) {
+					if !strings.HasPrefix(line, `\restrict`) && !strings.HasPrefix(line, `\unrestrict`) {
+						keep = append(keep, line)
+					}
+				}
+				return strings.Join(keep, "")
+			}
+			if diff := cmp.Diff(dump(src.Database), dump(tg.db)); diff != "" {
+				t.Errorf("schema (-source +restored):\n%s", diff)
+			}
+			count := func(db string) string {
+				var s string
+				err := src.PG.Connect(t, db).QueryRow(t.Context(), `SELECT string_agg(format('%s=%s', t, n), ' ' ORDER BY t) FROM (
+					SELECT 't00' AS t, count(*) AS n FROM erp.t00 UNION ALL SELECT 't06', count(*) FROM erp.t06
+					UNION ALL SELECT 'notas', count(*) FROM erp.notas UNION ALL SELECT 'base', count(*) FROM erp.base
+					UNION ALL SELECT 'resumo', n FROM erp.resumo UNION ALL SELECT 'juntas', count(*) FROM erp.juntas
+					UNION ALL SELECT 'cruzada', count(*) FROM erp.cruzada UNION ALL SELECT 'grande', count(*) FROM erp.grande
+					UNION ALL SELECT 'fks', count(*) FROM erp.t05 JOIN erp.grande g ON g.id = t05.g
+					UNION ALL SELECT 'numeracao', last_value FROM erp.numeracao) c`).Scan(&s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			if got, want := count(tg.db), count(src.Database); got != want {
+				t.Errorf("rows restored: %s, want %s", got, want)
+			}
+		})
+	}
+}
