@@ -67,7 +67,7 @@ type Config struct {
 	// 20Gi); archives that would not fit are streamed.
 	ScratchMax Size `envconfig:"RESTORE_SCRATCH_MAX"`
 	// Jobs is pg_restore -j for a spooled archive (default: twice the CPUs available;
-	// see SpooledPasses). ANALYZE uses as many connections, up to the CPUs.
+	// see PlanSpooled). ANALYZE uses as many connections, up to the CPUs.
 	Jobs int `envconfig:"RESTORE_JOBS"`
 	// MaskingSQL is a SQL file run in the restored database before the swap.
 	MaskingSQL string `envconfig:"RESTORE_MASKING_SQL"`

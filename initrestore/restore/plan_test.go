@@ -58,6 +58,16 @@ func erpTOC(n int) []pg.TOCEntry {
 		entry(310, "MATERIALIZED VIEW DATA", post, 303), entry(311, "EVENT TRIGGER", post, 4))
 }
 
+// archiveEnd is the size of an archive whose last data block, as every small table's,
+// is 4 KiB.
+func archiveEnd(toc []pg.TOCEntry) int64 {
+	var end int64
+	for _, e := range toc {
+		end = max(end, e.DataOffset+4<<10)
+	}
+	return end
+}
+
 // listedAll lists every entry of toc but except.
 func listedAll(toc []pg.TOCEntry, except ...int) map[int]bool {
 	m := map[int]bool{}
@@ -72,12 +82,8 @@ func listedAll(toc []pg.TOCEntry, except ...int) map[int]bool {
 
 func TestPlanSpooled(t *testing.T) {
 	toc := erpTOC(200)
-	var size int64 // the archive ends with the last small table's data
-	for _, e := range toc {
-		size = max(size, e.DataOffset+4<<10)
-	}
 	listed := listedAll(toc, 1, 304)
-	plan := restore.PlanSpooled(toc, listed, size, 4, false)
+	plan := restore.PlanSpooled(toc, listed, archiveEnd(toc), 4, false)
 	if len(plan) != 3 {
 		t.Fatalf("%d stages, want 3: %v", len(plan), plan)
 	}
@@ -183,10 +189,10 @@ func TestPlanSpooledWithoutSplit(t *testing.T) {
 		"table of contents unread":     {nil, 4, false, defs},
 		"few tables":                   {erpTOC(10), 4, false, defs},
 		"no data offsets":              {noOffsets, 4, false, defs},
-		"every table tied to the next": {chain(100), 4, false, defs},
+		"every table tied to the next": {withData(chain(100)), 4, false, defs},
 	} {
 		t.Run(name, func(t *testing.T) {
-			got := restore.PlanSpooled(c.toc, listedAll(c.toc), 1<<30, c.jobs, c.walMinimal)
+			got := restore.PlanSpooled(c.toc, listedAll(c.toc), archiveEnd(c.toc), c.jobs, c.walMinimal)
 			if diff := cmp.Diff(c.want, got); diff != "" {
 				t.Errorf("PlanSpooled (-want +got):\n%s", diff)
 			}
@@ -207,7 +213,7 @@ func TestPlanSpooledKeepsDependenciesInOrder(t *testing.T) {
 			toc[i].Deps = append(toc[i].Deps, toc[rng.IntN(i)].ID)
 		}
 		listed := listedAll(toc)
-		plan := restore.PlanSpooled(toc, listed, 1<<30, 2+rng.IntN(6), false)
+		plan := restore.PlanSpooled(toc, listed, archiveEnd(toc), 2+rng.IntN(6), false)
 		stage, run := map[int]int{}, map[int]int{}
 		for s, st := range plan {
 			for r, rr := range st {

@@ -868,7 +868,7 @@ func TestPlanTOC(t *testing.T) {
 func TestRestoreSessionOptions(t *testing.T) {
 	tests := []struct {
 		major, connections int
-		want        string
+		want               string
 	}{
 		{12, 1, "-c synchronous_commit=off"},
 		{12, 2, "-c synchronous_commit=off -c max_parallel_maintenance_workers=0"},
