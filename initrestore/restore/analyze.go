@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // the size of their heap (0 for a partitioned table, whose statistics come from its
 // partitions).
 const userTables = `
-SELECT format('%I.%I', n.nspname, c.relname), c.relkind = 'p', pg_relation_size(c.oid)
+SELECT format('%I.%I', n.nspname, c.relname), n.nspname, c.relname, c.relkind = 'p', pg_relation_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -24,11 +25,12 @@ WHERE c.relkind IN ('r', 'm', 'p')
 ORDER BY pg_total_relation_size(c.oid) DESC, 1`
 
 // RestoredTable is one row of userTables: a qualified name, whether it is partitioned,
-// and its heap's size.
+// and its heap's size; Analyzed when analyzeEarly has analyzed it.
 type RestoredTable struct {
 	Name        string
 	Partitioned bool
 	HeapBytes   int64
+	Analyzed    bool
 }
 
 // Batching of small tables: up to smallBatch tables of less than smallTable bytes each
@@ -42,8 +44,8 @@ const (
 // AnalyzeStatements are the ANALYZE statements for the restored tables (largest
 // first): an empty table is skipped (a heap of no pages: its statistics would say
 // nothing the planner does not assume of a new table, and autovacuum analyzes it once
-// it has rows), a large one gets a statement of its own, small ones are batched
-// (PostgreSQL 11 and later take several tables in one ANALYZE).
+// it has rows), one analyzed already too, a large one gets a statement of its own,
+// small ones are batched (PostgreSQL 11 and later take several tables in one ANALYZE).
 func AnalyzeStatements(tables []RestoredTable, serverMajor int) []string {
 	var out, batch []string
 	flush := func() {
@@ -54,7 +56,7 @@ func AnalyzeStatements(tables []RestoredTable, serverMajor int) []string {
 	}
 	for _, t := range tables {
 		switch {
-		case !t.Partitioned && t.HeapBytes == 0:
+		case !t.Partitioned && t.HeapBytes == 0, t.Analyzed:
 			continue
 		case t.HeapBytes >= smallTable || t.Partitioned || serverMajor < 11:
 			out = append(out, "ANALYZE "+t.Name)
@@ -82,7 +84,9 @@ func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
 	}
 	tables, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RestoredTable, error) {
 		var t RestoredTable
-		err := row.Scan(&t.Name, &t.Partitioned, &t.HeapBytes)
+		var name TableName
+		err := row.Scan(&t.Name, &name.Schema, &name.Name, &t.Partitioned, &t.HeapBytes)
+		t.Analyzed = r.analyzed[name]
 		return t, err
 	})
 	if err != nil {
@@ -93,7 +97,34 @@ func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
 		return err
 	}
 	r.log.Info("restored database analyzed", "tables", len(tables), "statements", len(stmts), "jobs", jobs,
-		"duration", time.Since(start).Round(time.Millisecond).String())
+		"analyzedBefore", len(r.analyzed), "duration", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// analyzeEarly analyzes the big tables as soon as their run has loaded them and built
+// their indexes, while the small tables' serial runs go on: those wait on the fsync of
+// every file they create, and ANALYZE fills the cores meanwhile instead of after. It
+// is called only when nothing is to be masked (statistics copy sampled values: with
+// masking, ANALYZE comes after the masking SQL). The tables analyzed are recorded so
+// that analyze skips them.
+func (r *run) analyzeEarly(ctx context.Context, tables []TableName) error {
+	start := time.Now()
+	conn, err := r.cfg.admin(r.cfg.Database + tempSuffix).Connect(ctx)
+	if err != nil {
+		return exitcode.Wrap(ExitDatabase, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	stmts := make([]string, len(tables))
+	for i, t := range tables {
+		stmts[i] = "ANALYZE " + pgx.Identifier{t.Schema, t.Name}.Sanitize()
+	}
+	if err := r.runAnalyze(ctx, conn, stmts, min(len(stmts), r.cfg.Jobs, runtime.GOMAXPROCS(0))); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		r.analyzed[t] = true
+	}
+	r.log.Info("big tables analyzed", "tables", len(tables), "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 

@@ -216,7 +216,15 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 	for _, stage := range plan {
 		g, gctx := errgroup.WithContext(ctx)
 		for _, run := range stage {
-			g.Go(func() error { return r.restoreRun(gctx, client, string(text), list, f.Name(), run, stage.jobs()) })
+			g.Go(func() error {
+				if err := r.restoreRun(gctx, client, string(text), list, f.Name(), run, stage.jobs()); err != nil {
+					return err
+				}
+				if len(run.Tables) > 0 && r.cfg.MaskingSQL == "" {
+					return r.analyzeEarly(gctx, run.Tables)
+				}
+				return nil
+			})
 		}
 		if err := g.Wait(); err != nil {
 			return err

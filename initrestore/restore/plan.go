@@ -33,7 +33,13 @@ type RestoreRun struct {
 	IDs      []int
 	Sections []string
 	Jobs     int
+	// Tables are the tables whose data the big tables' run loads, analyzed as soon as
+	// it ends when nothing is to be masked (analyzeEarly).
+	Tables []TableName
 }
+
+// TableName is a table's schema and name, unquoted.
+type TableName struct{ Schema, Name string }
 
 // Stage is pg_restore runs that go side by side; the stages of a plan go one after
 // another.
@@ -326,6 +332,9 @@ func splitTables(toc []pg.TOCEntry, listed map[int]bool, archiveSize int64, jobs
 			first.IDs = append(first.IDs, e.ID)
 		case placeBig:
 			big.IDs = append(big.IDs, e.ID)
+			if e.Desc == "TABLE DATA" {
+				big.Tables = append(big.Tables, TableName{e.Namespace, e.Tag})
+			}
 		case placeLast:
 			last.IDs = append(last.IDs, e.ID)
 		default:

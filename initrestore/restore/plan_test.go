@@ -42,7 +42,9 @@ func erpTOC(n int) []pg.TOCEntry {
 		e.DataOffset, offset = offset, offset+size
 		return e
 	}
-	toc = append(toc, blockAt(entry(102, "TABLE DATA", data, 100), 64<<20))
+	bigData := entry(102, "TABLE DATA", data, 100)
+	bigData.Namespace, bigData.Tag = "public", "sc6010"
+	toc = append(toc, blockAt(bigData, 64<<20))
 	for i := range n {
 		id := 1000 + 10*i
 		toc = append(toc, blockAt(entry(id+2, "TABLE DATA", data, id), 4<<10))
@@ -124,7 +126,8 @@ func TestPlanSpooled(t *testing.T) {
 	// Stage 2: the big table's data and index in a run of half the jobs, the small
 	// tables in serial runs for the other half.
 	side := plan[1]
-	if len(side) != 3 || side[0].Name != "big tables" || side[0].Jobs != 2 || !cmp.Equal(side[0].IDs, []int{102, 103}) {
+	if len(side) != 3 || side[0].Name != "big tables" || side[0].Jobs != 2 || !cmp.Equal(side[0].IDs, []int{102, 103}) ||
+		!cmp.Equal(side[0].Tables, []restore.TableName{{Schema: "public", Name: "sc6010"}}) {
 		t.Fatalf("stage 2 = %+v", side)
 	}
 	for _, r := range side[1:] {
@@ -371,6 +374,38 @@ func TestSplitRestoreEveryShape(t *testing.T) {
 			}
 			if got, want := count(tg.db), count(src.Database); got != want {
 				t.Errorf("rows restored: %s, want %s", got, want)
+			}
+			// The big table is analyzed as soon as its run ends, and only then.
+			if !strings.Contains(logs, `"big tables analyzed"`) {
+				t.Error("the big table was not analyzed early")
+			}
+			var analyzed bool
+			if err := src.PG.Connect(t, tg.db).QueryRow(t.Context(), `SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables
+				WHERE schemaname = 'erp' AND relname = 'grande'`).Scan(&analyzed); err != nil || !analyzed {
+				t.Errorf("the big table has no statistics (%v)", err)
+			}
+			if major != 15 {
+				return
+			}
+			// With masking, nothing is analyzed before the masking SQL: the big table's
+			// statistics carry the masked values only.
+			dev := newTarget(t, src.PG, url, "cliente-dev", prodNS)
+			dev.env["ENVIRONMENT"] = "internal-dev"
+			mask := writeFile(t, "UPDATE erp.grande SET v = 'mascarado ' || (id % 3);")
+			_, logs, err = dev.run(t, map[string]string{"RESTORE_SCRATCH_DIR": t.TempDir(), "RESTORE_JOBS": "4", "RESTORE_MASKING_SQL": mask})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(logs, `"big tables analyzed"`) || !strings.Contains(logs, "big tables: ") {
+				t.Errorf("a masked restore analyzed before masking, or did not split:\n%s", logs)
+			}
+			var stats string
+			if err := src.PG.Connect(t, dev.db).QueryRow(t.Context(), `SELECT coalesce(string_agg(coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, ''), ' '), '')
+				FROM pg_stats WHERE schemaname = 'erp' AND tablename = 'grande' AND attname = 'v'`).Scan(&stats); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(stats, "mascarado") || strings.Contains(stats, "xxxx") {
+				t.Errorf("statistics of the masked big table: %q", stats)
 			}
 		})
 	}

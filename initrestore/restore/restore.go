@@ -75,7 +75,7 @@ type Result struct {
 // Run performs one init-container run.
 func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 	start := time.Now()
-	r := &run{cfg: cfg, log: log.WithValues("database", cfg.Database)}
+	r := &run{cfg: cfg, log: log.WithValues("database", cfg.Database), analyzed: map[TableName]bool{}}
 
 	// 1. Wait for the server.
 	admin, err := pg.WaitConnect(ctx, r.log, cfg.admin("postgres"), cfg.WaitTimeout)
@@ -145,6 +145,8 @@ type run struct {
 	log   logr.Logger
 	admin *pgx.Conn
 	store storage.Store
+	// analyzed: the tables analyzeEarly has analyzed.
+	analyzed map[TableName]bool
 }
 
 // State is what the server says about the target database.

@@ -1048,6 +1048,8 @@ func TestAnalyzeStatements(t *testing.T) {
 			[]string{"ANALYZE public.sc6010", "ANALYZE " + strings.Join(names[:64], ", "), "ANALYZE " + strings.Join(names[64:], ", ")}},
 		{"PostgreSQL 10 takes one table per ANALYZE", append([]restore.RestoredTable{empty}, small[:2]...), 10,
 			[]string{"ANALYZE public.s000", "ANALYZE public.s001"}},
+		{"analyzed early, skipped", []restore.RestoredTable{{Name: "public.sc6010", HeapBytes: 400 << 20, Analyzed: true}, part, {Name: "public.s000", HeapBytes: 8192, Analyzed: true}, small[1]}, 15,
+			[]string{"ANALYZE public.movimentos", "ANALYZE public.s001"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,10 +18,13 @@ const (
 // TOCEntry is one entry of an archive's table of contents, as far as the order of a
 // restore needs it.
 type TOCEntry struct {
-	ID      int
-	Desc    string // TABLE, INDEX, COMMENT…
-	Section int
-	Deps    []int // the dump ids it depends on
+	ID   int
+	Desc string // TABLE, INDEX, COMMENT…
+	// Namespace and Tag name the entry's object: for a TABLE DATA entry, the table's
+	// schema and name, unquoted.
+	Namespace, Tag string
+	Section        int
+	Deps           []int // the dump ids it depends on
 	// DataOffset is where the entry's data block starts in the archive, when the table
 	// of contents records it (pg_dump wrote to a file, or IndexArchive indexed it);
 	// 0 otherwise.
@@ -42,7 +45,7 @@ func ReadTOC(r io.Reader) ([]TOCEntry, error) {
 		if err != nil {
 			return nil, tocErr(i, err)
 		}
-		entries = append(entries, TOCEntry{ID: e.id, Desc: e.desc, Section: e.section, Deps: e.deps, DataOffset: e.offset})
+		entries = append(entries, TOCEntry{ID: e.id, Desc: e.desc, Namespace: e.namespace, Tag: e.tag, Section: e.section, Deps: e.deps, DataOffset: e.offset})
 	}
 	return entries, nil
 }

@@ -71,6 +71,11 @@ func TestReadTOCAgreesWithPgRestore(t *testing.T) {
 			t.Fatalf("pg_restore lists %q; read as %+v (position %d, after %d)", l, e, pos[id], last)
 		}
 		last = pos[id]
+		if e.Desc == "TABLE" || e.Desc == "TABLE DATA" {
+			if want := fmt.Sprintf("%d %s %s %s ", id, e.Desc, e.Namespace, e.Tag); !strings.HasPrefix(l, want) {
+				t.Errorf("pg_restore lists %q; read as %q", l, want)
+			}
+		}
 	}
 	for desc, want := range map[string]int{"TABLE": pg.SectionPreData, "TABLE DATA": pg.SectionData, "INDEX": pg.SectionPostData} {
 		if sections[fmt.Sprint(desc, " ", want)] == 0 {
