@@ -193,7 +193,7 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 		return err
 	}
 	r.index(f.Name())
-	list, err := r.toc(ctx, client, archiveInput{path: f.Name()})
+	text, list, err := r.toc(ctx, client, archiveInput{path: f.Name()})
 	if err != nil {
 		return err
 	}
@@ -202,12 +202,8 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 	if err := r.admin.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
 		return exitcode.Wrap(ExitDatabase, fmt.Errorf("reading the server's wal_level: %w", err))
 	}
-	text, err := os.ReadFile(list)
-	if err != nil {
-		return exitcode.Wrap(ExitRestore, fmt.Errorf("reading the restore list: %w", err))
-	}
 	listed := map[int]bool{}
-	for _, id := range ListIDs(string(text)) {
+	for _, id := range ListIDs(text) {
 		listed[id] = true
 	}
 	toc, size := r.readTOC(f.Name())
@@ -217,7 +213,7 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 		g, gctx := errgroup.WithContext(ctx)
 		for _, run := range stage {
 			g.Go(func() error {
-				if err := r.restoreRun(gctx, client, string(text), list, f.Name(), run, stage.jobs()); err != nil {
+				if err := r.restoreRun(gctx, client, text, list, f.Name(), run, stage.jobs()); err != nil {
 					return err
 				}
 				if len(run.Tables) > 0 && r.cfg.MaskingSQL == "" {
@@ -287,7 +283,7 @@ func (r *run) index(path string) {
 
 func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef) error {
 	// The table of contents heads the archive: reading it reads only the head.
-	list, err := r.toc(ctx, client, archiveInput{head: func(ctx context.Context) (io.Reader, func(), error) {
+	_, list, err := r.toc(ctx, client, archiveInput{head: func(ctx context.Context) (io.Reader, func(), error) {
 		hctx, cancel := context.WithCancel(ctx)
 		rc, _, err := r.store.Open(hctx, ref.key)
 		if err != nil {

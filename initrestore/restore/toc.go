@@ -47,33 +47,33 @@ func (r *run) readArchive(ctx context.Context, client pg.Client, in archiveInput
 // pg_restore cannot do itself: the extensions, each in the schema the archive names
 // (that schema created first), and the entries on objects every new database already
 // has (the public schema's comment), applied by the administrator. It returns the
-// path of the list of entries left for pg_restore.
-func (r *run) toc(ctx context.Context, client pg.Client, in archiveInput) (string, error) {
+// list of entries left for pg_restore: its text, and the path of the file holding it.
+func (r *run) toc(ctx context.Context, client pg.Client, in archiveInput) (text, path string, err error) {
 	out, err := r.readArchive(ctx, client, in, "listing the archive", "--list")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if missing := missingExtensions(string(out), r.cfg.Extensions); len(missing) > 0 {
-		return "", exitcode.Wrapf(ExitRestore, "the backup uses extensions %v that DATABASE_EXTENSIONS does not list (annotation smartbackup.io/database-extensions); the application role cannot create them", missing)
+		return "", "", exitcode.Wrapf(ExitRestore, "the backup uses extensions %v that DATABASE_EXTENSIONS does not list (annotation smartbackup.io/database-extensions); the application role cannot create them", missing)
 	}
 	plan := PlanTOC(string(out))
 	var defs Definitions
 	if plan.Definitions != "" {
 		defsList, err := r.writeList(plan.Definitions)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		sql, err := r.readArchive(ctx, client, in, "reading the archive's extension and schema entries",
 			"--file=-", "--no-owner", "--no-acl", "--use-list="+defsList)
 		_ = os.Remove(defsList)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		defs = ParseDefinitions(string(sql))
 	}
 	created, err := r.createExtensions(ctx, defs.ExtensionSchemas)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	list, dropped := WithoutSchemas(plan.List, created)
 	for _, d := range dropped {
@@ -83,9 +83,10 @@ func (r *run) toc(ctx context.Context, client pg.Client, in archiveInput) (strin
 		r.log.Info("archive entries not restored by the application role", "entries", plan.Skipped)
 	}
 	if err := r.applyAsAdmin(ctx, defs.AdminStatements); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return r.writeList(list)
+	path, err = r.writeList(list)
+	return list, path, err
 }
 
 // writeList writes a pg_restore --use-list file.

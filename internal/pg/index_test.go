@@ -111,10 +111,10 @@ func TestIndexArchiveLetsParallelRestoreSeek(t *testing.T) {
 	}
 }
 
-// dataOffsets are the data offsets ReadTOC reads from file, by dump id.
-func dataOffsets(t *testing.T, file string) map[int]int64 {
+// readTOCFile is ReadTOC of the archive at path.
+func readTOCFile(t *testing.T, path string) []pg.TOCEntry {
 	t.Helper()
-	f, err := os.Open(file)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +123,14 @@ func dataOffsets(t *testing.T, file string) map[int]int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return toc
+}
+
+// dataOffsets are the data offsets ReadTOC reads from file, by dump id.
+func dataOffsets(t *testing.T, file string) map[int]int64 {
+	t.Helper()
 	out := map[int]int64{}
-	for _, e := range toc {
+	for _, e := range readTOCFile(t, file) {
 		if e.DataOffset != 0 {
 			out[e.ID] = e.DataOffset
 		}

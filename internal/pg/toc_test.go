@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -26,15 +25,7 @@ func TestReadTOCAgreesWithPgRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := pipedDump(t, p, db, "0")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	entries, err := pg.ReadTOC(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := readTOCFile(t, path)
 	restore, err := pg.FindClient(pg.DefaultClientRoot, "pg_restore", 12)
 	if err != nil {
 		t.Fatal(err)
