@@ -2,7 +2,9 @@ package pg_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +107,50 @@ func TestLogLinesReadsEverything(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log lacks %s:\n%.2000s", want, out)
 		}
+	}
+}
+
+// countingReader counts the reads of r.
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	c.reads++
+	return c.r.Read(b)
+}
+
+// TestLogLinesReadsInBatches: a client writing its progress a line at a time (as
+// pg_restore --verbose does, a write(2) per line) is read a batch of lines at a time,
+// not woken for every line; every line is still counted.
+func TestLogLinesReadsInBatches(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lines = 400
+	go func() {
+		defer pw.Close()
+		for i := range lines {
+			if _, err := fmt.Fprintf(pw, "pg_restore: finished item %d TABLE DATA t%d\n", i, i); err != nil {
+				return
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	var buf bytes.Buffer
+	log := funcr.NewJSON(func(obj string) { buf.WriteString(obj + "\n") }, funcr.Options{})
+	r := &countingReader{r: pr}
+	pg.LogLines(log, "pg_restore", r)
+	_ = pr.Close()
+	if !strings.Contains(buf.String(), fmt.Sprintf(`"lines":%d`, lines)) {
+		t.Errorf("not every progress line was counted:\n%s", buf.String())
+	}
+	// Read as they come, the lines took a read each (about 400); paced, one read
+	// every 20 ms of the ~250 ms the writer takes.
+	if r.reads > lines/4 {
+		t.Errorf("%d lines written one by one took %d reads; want them read in batches", lines, r.reads)
 	}
 }
 
