@@ -303,7 +303,7 @@ func CommandContext(ctx context.Context, c Client, conn Conn, args ...string) *e
 
 // readPace is the least time between two reads of a client's output. pg_restore
 // --verbose writes each progress line with a write(2) of its own: read as they came,
-// the 45,000 lines of a 3,000-table staged restore woke initrestore as many times, and
+// the 30,000 lines of a 3,000-table staged restore woke initrestore as many times, and
 // the wake-ups (scheduler, poller, a pipe read each) cost it about a CPU-second that the
 // database server, on the same cores, needed. Paced, the lines gather in the pipe (64
 // KiB: seconds of progress lines even at thousands a second) and one read takes them
