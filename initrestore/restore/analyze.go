@@ -109,8 +109,9 @@ func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
 // every file they create, and ANALYZE fills the cores meanwhile instead of after. It
 // is called only when nothing is to be masked (statistics copy sampled values: with
 // masking, ANALYZE comes after the masking SQL). The tables analyzed are recorded so
-// that analyze skips them.
-func (r *run) analyzeEarly(ctx context.Context, tables []TableName) error {
+// that analyze skips them. It opens at most conns connections: those the run it
+// follows has just closed.
+func (r *run) analyzeEarly(ctx context.Context, tables []TableName, conns int) error {
 	start := time.Now()
 	conn, err := r.cfg.admin(r.cfg.Database + tempSuffix).Connect(ctx)
 	if err != nil {
@@ -121,7 +122,7 @@ func (r *run) analyzeEarly(ctx context.Context, tables []TableName) error {
 	for i, t := range tables {
 		stmts[i] = "ANALYZE " + pgx.Identifier{t.Schema, t.Name}.Sanitize()
 	}
-	if err := r.runAnalyze(ctx, conn, stmts, min(len(stmts), r.cfg.Jobs, runtime.GOMAXPROCS(0))); err != nil {
+	if err := r.runAnalyze(ctx, conn, stmts, EarlyAnalyzeConnections(len(stmts), conns, runtime.GOMAXPROCS(0))); err != nil {
 		return err
 	}
 	for _, t := range tables {
@@ -129,6 +130,15 @@ func (r *run) analyzeEarly(ctx context.Context, tables []TableName) error {
 	}
 	r.log.Info("big tables analyzed", "tables", len(tables), "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
+}
+
+// EarlyAnalyzeConnections is how many connections analyzeEarly opens for tables
+// tables after a run of runJobs connections, on cpus CPUs: no more than the tables,
+// the cores (ANALYZE computes), or the run's connections, so that the restore never
+// holds more than RESTORE_JOBS connections at once (the small tables' runs still hold
+// theirs).
+func EarlyAnalyzeConnections(tables, runJobs, cpus int) int {
+	return max(1, min(tables, runJobs, cpus))
 }
 
 // analyzeSession is set on every analyzing connection: each table is its own

@@ -217,7 +217,7 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 					return err
 				}
 				if len(run.Tables) > 0 && r.cfg.MaskingSQL == "" {
-					return r.analyzeEarly(gctx, run.Tables)
+					return r.analyzeEarly(gctx, run.Tables, run.Jobs)
 				}
 				return nil
 			})

@@ -1059,3 +1059,21 @@ func TestAnalyzeStatements(t *testing.T) {
 		})
 	}
 }
+
+// TestEarlyAnalyzeConnections: the early ANALYZE takes no more connections than the
+// big tables' run it follows released (RESTORE_JOBS set below twice the CPUs gave it
+// more: the run's half of the jobs, but all of RESTORE_JOBS for ANALYZE), nor more
+// than the tables or the CPUs.
+func TestEarlyAnalyzeConnections(t *testing.T) {
+	for _, c := range []struct{ tables, runJobs, cpus, want int }{
+		{tables: 2, runJobs: 2, cpus: 2, want: 2}, // the default on 2 CPUs: RESTORE_JOBS=4, half to the big run
+		{tables: 5, runJobs: 2, cpus: 8, want: 2}, // RESTORE_JOBS=4 on 8 CPUs
+		{tables: 5, runJobs: 8, cpus: 4, want: 4}, // more connections than cores
+		{tables: 1, runJobs: 8, cpus: 8, want: 1}, // one big table
+		{tables: 3, runJobs: 0, cpus: 8, want: 1}, // never none
+	} {
+		if got := restore.EarlyAnalyzeConnections(c.tables, c.runJobs, c.cpus); got != c.want {
+			t.Errorf("EarlyAnalyzeConnections(%d tables, run of %d, %d CPUs) = %d, want %d", c.tables, c.runJobs, c.cpus, got, c.want)
+		}
+	}
+}
