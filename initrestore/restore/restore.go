@@ -99,6 +99,7 @@ func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 	if err := r.lock(ctx); err != nil {
 		return Result{}, exitcode.Wrap(ExitDatabase, err)
 	}
+	defer r.unlock(ctx)
 	if st, err = r.inspect(ctx); err != nil {
 		return Result{}, exitcode.Wrap(ExitDatabase, err)
 	}
@@ -265,7 +266,20 @@ func lockKey(database string) int64 {
 }
 
 // lock takes the database's advisory lock for the rest of the session (the process);
-// it is released when the connection ends, also when the process is killed.
+// unlock releases it before the process ends, and the end of the connection does if
+// the process is killed.
+// unlock releases the restore lock before the connection closes: the server frees a
+// closed session's locks only once its backend has exited, a moment after the process
+// has, and a pod started right after (or a test) would find the lock still held.
+// Failing, it leaves the release to the connection's end.
+func (r *run) unlock(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := r.admin.Exec(ctx, "SELECT pg_advisory_unlock($1)", lockKey(r.cfg.Database)); err != nil {
+		r.log.Info("restore lock not released explicitly; the connection's end releases it", "error", err.Error())
+	}
+}
+
 func (r *run) lock(ctx context.Context) error {
 	key := lockKey(r.cfg.Database)
 	start := time.Now()
