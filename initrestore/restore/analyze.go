@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,7 +90,7 @@ func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
 		var t RestoredTable
 		var name TableName
 		err := row.Scan(&t.Name, &name.Schema, &name.Name, &t.Partitioned, &t.HeapBytes)
-		t.Analyzed = r.analyzed[name]
+		t.Analyzed = r.analyzed.has(name)
 		return t, err
 	})
 	if err != nil {
@@ -100,7 +101,7 @@ func (r *run) analyze(ctx context.Context, conn *pgx.Conn, jobs int) error {
 		return err
 	}
 	r.log.Info("restored database analyzed", "tables", len(tables), "statements", len(stmts), "jobs", jobs,
-		"analyzedBefore", len(r.analyzed), "duration", time.Since(start).Round(time.Millisecond).String())
+		"analyzedBefore", r.analyzed.len(), "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
@@ -125,11 +126,40 @@ func (r *run) analyzeEarly(ctx context.Context, tables []TableName, conns int) e
 	if err := r.runAnalyze(ctx, conn, stmts, EarlyAnalyzeConnections(len(stmts), conns, runtime.GOMAXPROCS(0))); err != nil {
 		return err
 	}
-	for _, t := range tables {
-		r.analyzed[t] = true
-	}
+	r.analyzed.add(tables)
 	r.log.Info("big tables analyzed", "tables", len(tables), "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
+}
+
+// analyzedSet is the tables analyzeEarly has analyzed. A stage's runs go on side by
+// side, so every access holds the lock: today only the big tables' run carries
+// tables, but a plan that gives tables to two runs must not race.
+type analyzedSet struct {
+	mu     sync.Mutex
+	tables map[TableName]bool
+}
+
+func (s *analyzedSet) add(tables []TableName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tables == nil {
+		s.tables = make(map[TableName]bool, len(tables))
+	}
+	for _, t := range tables {
+		s.tables[t] = true
+	}
+}
+
+func (s *analyzedSet) has(t TableName) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tables[t]
+}
+
+func (s *analyzedSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.tables)
 }
 
 // EarlyAnalyzeConnections is how many connections analyzeEarly opens for tables

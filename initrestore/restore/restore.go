@@ -75,7 +75,7 @@ type Result struct {
 // Run performs one init-container run.
 func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 	start := time.Now()
-	r := &run{cfg: cfg, log: log.WithValues("database", cfg.Database), analyzed: map[TableName]bool{}}
+	r := &run{cfg: cfg, log: log.WithValues("database", cfg.Database)}
 
 	// 1. Wait for the server.
 	admin, err := pg.WaitConnect(ctx, r.log, cfg.admin("postgres"), cfg.WaitTimeout)
@@ -147,7 +147,7 @@ type run struct {
 	admin *pgx.Conn
 	store storage.Store
 	// analyzed: the tables analyzeEarly has analyzed.
-	analyzed map[TableName]bool
+	analyzed analyzedSet
 }
 
 // State is what the server says about the target database.
