@@ -274,7 +274,8 @@ func TestSubList(t *testing.T) {
 // tables, a function over a table's row type, a partitioned table, an inherited one, a
 // materialized view over two tables with an index, a trigger, foreign keys (to the same
 // table, between small tables, to the big one), a sequence of its own; enough plain
-// tables to split, and a big one.
+// tables to split, and a big one; names that need quoting; large objects with a
+// comment.
 func shapes() []string {
 	q := []string{
 		`CREATE SCHEMA erp`,
@@ -314,6 +315,15 @@ func shapes() []string {
 		`CREATE TRIGGER carimbo BEFORE INSERT ON erp.t09 FOR EACH ROW EXECUTE FUNCTION erp.carimbo()`,
 		`CREATE SEQUENCE erp.numeracao START 1000`,
 		`SELECT setval('erp.numeracao', 1234)`,
+		// Names that need quoting: a schema and a table with capitals, spaces and accents.
+		`CREATE SCHEMA "Fiscal"`,
+		`CREATE TABLE "Fiscal"."Itens da Nota" (id int PRIMARY KEY, "Descrição" char(30))`,
+		`CREATE INDEX "Itens por Descrição" ON "Fiscal"."Itens da Nota" ("Descrição")`,
+		`INSERT INTO "Fiscal"."Itens da Nota" SELECT g, 'item ' || g FROM generate_series(1, 40) g`,
+		// Large objects (a fiscal document's XML), referenced by oid from a table.
+		`CREATE TABLE erp.anexos (id int PRIMARY KEY, xml oid)`,
+		`INSERT INTO erp.anexos SELECT g, lo_from_bytea(0, convert_to(repeat('<nfe n="' || g || '"/>', 2000), 'UTF8')) FROM generate_series(1, 3) g`,
+		`DO $$ BEGIN EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', (SELECT xml FROM erp.anexos WHERE id = 1), 'nota 1'); END $$`,
 	)
 }
 
@@ -366,7 +376,9 @@ func TestSplitRestoreEveryShape(t *testing.T) {
 					UNION ALL SELECT 'resumo', n FROM erp.resumo UNION ALL SELECT 'juntas', count(*) FROM erp.juntas
 					UNION ALL SELECT 'cruzada', count(*) FROM erp.cruzada UNION ALL SELECT 'grande', count(*) FROM erp.grande
 					UNION ALL SELECT 'fks', count(*) FROM erp.t05 JOIN erp.grande g ON g.id = t05.g
-					UNION ALL SELECT 'numeracao', last_value FROM erp.numeracao) c`).Scan(&s)
+					UNION ALL SELECT 'numeracao', last_value FROM erp.numeracao
+					UNION ALL SELECT 'itens', count(*) FROM "Fiscal"."Itens da Nota"
+					UNION ALL SELECT 'anexos ' || string_agg(md5(lo_get(xml)), ',' ORDER BY id), count(*) FROM erp.anexos) c`).Scan(&s)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -374,6 +386,21 @@ func TestSplitRestoreEveryShape(t *testing.T) {
 			}
 			if got, want := count(tg.db), count(src.Database); got != want {
 				t.Errorf("rows restored: %s, want %s", got, want)
+			}
+			// The table whose name needs quoting is analyzed like the others.
+			var itemStats int
+			if err := src.PG.Connect(t, tg.db).QueryRow(t.Context(), `SELECT count(*) FROM pg_stats
+				WHERE schemaname = 'Fiscal' AND tablename = 'Itens da Nota'`).Scan(&itemStats); err != nil || itemStats == 0 {
+				t.Errorf("no statistics for \"Fiscal\".\"Itens da Nota\" (%v)", err)
+			}
+			// The large objects belong to the application role, their comment kept.
+			var owners, comment string
+			if err := src.PG.Connect(t, tg.db).QueryRow(t.Context(), `SELECT string_agg(DISTINCT pg_get_userbyid(lomowner), ','),
+				coalesce(string_agg(obj_description(oid, 'pg_largeobject'), ','), '') FROM pg_largeobject_metadata`).Scan(&owners, &comment); err != nil {
+				t.Fatal(err)
+			}
+			if owners != tg.user || comment != "nota 1" {
+				t.Errorf("large objects owned by %q with comments %q, want %q and \"nota 1\"", owners, comment, tg.user)
 			}
 			// The big table is analyzed as soon as its run ends, and only then.
 			if !strings.Contains(logs, `"big tables analyzed"`) {
