@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -509,5 +510,48 @@ func TestPublicSchemaCommentCannotInject(t *testing.T) {
 	}
 	if comment != text {
 		t.Fatalf("public's comment is %q, want %q", comment, text)
+	}
+}
+
+// TestMaskingLargeObjects: a masked restore of a database with large objects is not
+// swapped in unless the masking file deals with them; one that removes them is, with
+// none left.
+func TestMaskingLargeObjects(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			src := customSource(t, major, nil, append(slices.Clone(people),
+				`CREATE TABLE notas (id int PRIMARY KEY, xml oid)`,
+				`INSERT INTO notas SELECT i, lo_from_bytea(0, convert_to('<dest><nome>Maria da Conceição</nome><cpf>111.222.333-44</cpf></dest>', 'UTF8')) FROM generate_series(1, 2) i`))
+			url := "file://" + t.TempDir()
+			writeCronbackup(t, src, url, prodNS)
+			const tables = "UPDATE pessoas SET nome = 'Pessoa ' || (id % 3), cpf = lpad((id % 3)::text, 11, '0');\n"
+
+			tg := newTarget(t, src.PG, url, "cliente-dev", prodNS)
+			tg.env["ENVIRONMENT"] = "internal-dev"
+			_, logs, err := tg.run(t, map[string]string{"RESTORE_MASKING_SQL": writeFile(t, tables+"-- lo_unlink: later\n")})
+			if code := exitcode.Of(err, -1); code != restore.ExitRestore || !strings.Contains(err.Error(), "2 large objects") {
+				t.Fatalf("exit %d (%v), want %d naming 2 large objects", code, err, restore.ExitRestore)
+			}
+			if !strings.Contains(logs, `"large objects the masking SQL does not deal with"`) {
+				t.Errorf("no log line of the large objects:\n%s", logs)
+			}
+			for _, v := range personalValues {
+				if strings.Contains(logs, v) || strings.Contains(err.Error(), v) {
+					t.Fatalf("the log or the error carries %q", v)
+				}
+			}
+			if dbs := tg.databases(t); len(dbs) != 0 {
+				t.Fatalf("databases left: %v", dbs)
+			}
+
+			unlink := tables + "DO $$ BEGIN PERFORM lo_unlink(oid) FROM pg_largeobject_metadata; END $$;\nUPDATE notas SET xml = NULL;\n"
+			if _, _, err := tg.run(t, map[string]string{"RESTORE_MASKING_SQL": writeFile(t, unlink)}); err != nil {
+				t.Fatal(err)
+			}
+			var left int
+			if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), "SELECT count(*) FROM pg_largeobject_metadata").Scan(&left); err != nil || left != 0 {
+				t.Fatalf("%d large objects left after a masking that removes them (%v)", left, err)
+			}
+		})
 	}
 }

@@ -82,21 +82,7 @@ func sqlStatements(sql string) [][]string {
 			}
 			i += j + 1
 		case strings.HasPrefix(sql[i:], "/*"):
-			depth := 0
-			for i < len(sql) {
-				if strings.HasPrefix(sql[i:], "/*") {
-					depth++
-					i += 2
-				} else if strings.HasPrefix(sql[i:], "*/") {
-					depth--
-					i += 2
-					if depth == 0 {
-						break
-					}
-				} else {
-					i++
-				}
-			}
+			i = afterBlockComment(sql, i)
 		case c == '\'' || c == '"':
 			backslash := c == '\'' && i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i == 1 || !isWord(sql[i-2]))
 			i++
@@ -148,11 +134,129 @@ func sqlStatements(sql string) [][]string {
 	return appendLast(out, cur)
 }
 
+// afterBlockComment is where the block comment opening at sql[i] ends (they nest), or
+// len(sql) when it never closes.
+func afterBlockComment(sql string, i int) int {
+	depth := 0
+	for i < len(sql) {
+		switch {
+		case strings.HasPrefix(sql[i:], "/*"):
+			depth++
+			i += 2
+		case strings.HasPrefix(sql[i:], "*/"):
+			depth--
+			i += 2
+			if depth == 0 {
+				return i
+			}
+		default:
+			i++
+		}
+	}
+	return i
+}
+
 func appendLast(out [][]string, cur []string) [][]string {
 	if len(cur) > 0 {
 		out = append(out, cur)
 	}
 	return out
+}
+
+// largeObjectWords are the names whose mention says the masking file deals with large
+// objects: the server's functions that write or remove one, and the catalogs that list
+// them (a file keeping large objects that hold no personal data names the catalog in a
+// query, which says so on purpose).
+var largeObjectWords = map[string]bool{"LO_UNLINK": true, "LO_PUT": true, "LO_TRUNCATE": true, "LO_TRUNCATE64": true,
+	"LO_FROM_BYTEA": true, "LO_CREATE": true, "LO_CREAT": true, "LO_IMPORT": true, "LOWRITE": true,
+	"PG_LARGEOBJECT": true, "PG_LARGEOBJECT_METADATA": true}
+
+// MentionsLargeObjects tells whether a masking file names a function that writes or
+// removes large objects, or the catalogs of large objects, outside comments. Unlike
+// CheckMasking it reads the words of string literals, quoted names and dollar-quoted
+// bodies too: a DO block or dynamic SQL is where such calls usually are.
+func MentionsLargeObjects(sql string) bool {
+	isWord := func(c byte) bool {
+		return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
+	for i := 0; i < len(sql); {
+		switch {
+		case strings.HasPrefix(sql[i:], "--"):
+			j := strings.IndexByte(sql[i:], '\n')
+			if j < 0 {
+				return false
+			}
+			i += j + 1
+		case strings.HasPrefix(sql[i:], "/*"):
+			i = afterBlockComment(sql, i)
+		case sql[i] == '\'':
+			// A literal: its words count (dynamic SQL), a "--" in it is no comment.
+			j := i + 1
+			for j < len(sql) && (sql[j] != '\'' || j+1 < len(sql) && sql[j+1] == '\'') {
+				if sql[j] == '\'' {
+					j++
+				}
+				j++
+			}
+			if mentionsIn(sql[i+1:min(j, len(sql))], isWord) {
+				return true
+			}
+			i = j + 1
+		case isWord(sql[i]):
+			j := i
+			for j < len(sql) && isWord(sql[j]) {
+				j++
+			}
+			if mentionsIn(sql[i:j], isWord) {
+				return true
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+// mentionsIn tells whether text has one of largeObjectWords as a word.
+func mentionsIn(text string, isWord func(byte) bool) bool {
+	for i := 0; i < len(text); {
+		if !isWord(text[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(text) && isWord(text[j]) {
+			j++
+		}
+		if largeObjectWords[strings.ToUpper(text[i:j])] {
+			return true
+		}
+		i = j
+	}
+	return false
+}
+
+// checkLargeObjects fails closed when the masked database holds large objects and the
+// masking file never deals with them: a large object is data (a fiscal document's XML,
+// a scanned contract), the masking's UPDATEs of tables do not reach it, and the
+// application role owns and reads it.
+func (r *run) checkLargeObjects(ctx context.Context, conn *pgx.Conn, sql string) error {
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_largeobject_metadata").Scan(&n); err != nil {
+		return exitcode.Wrap(ExitDatabase, fmt.Errorf("counting the large objects after the masking: %w", err))
+	}
+	if n == 0 {
+		return nil
+	}
+	if MentionsLargeObjects(sql) {
+		r.log.Info("large objects left to the masking SQL", "largeObjects", n)
+		return nil
+	}
+	r.log.Info("large objects the masking SQL does not deal with", "largeObjects", n)
+	return exitcode.Wrap(ExitRestore, fmt.Errorf("not swapping in: the database holds %d large objects and the masking SQL %q names no large-object "+
+		"function or catalog (large objects are data the table UPDATEs do not reach): mask them (lo_put, lo_from_bytea), remove them "+
+		"(lo_unlink), or, when they hold no personal data, say so with a query of pg_largeobject_metadata", n, r.cfg.MaskingSQL))
 }
 
 // readMasking reads the masking file and applies the rule.
@@ -181,5 +285,5 @@ func (r *run) mask(ctx context.Context, conn *pgx.Conn) error {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("running the masking SQL %q: %w", r.cfg.MaskingSQL, pg.RedactServerError(err)))
 	}
 	r.log.Info("masking done", "file", r.cfg.MaskingSQL, "duration", time.Since(start).Round(time.Millisecond).String())
-	return nil
+	return r.checkLargeObjects(ctx, conn, sql)
 }

@@ -418,7 +418,8 @@ func TestSplitRestoreEveryShape(t *testing.T) {
 			// statistics carry the masked values only.
 			dev := newTarget(t, src.PG, url, "cliente-dev", prodNS)
 			dev.env["ENVIRONMENT"] = "internal-dev"
-			mask := writeFile(t, "UPDATE erp.grande SET v = 'mascarado ' || (id % 3);")
+			mask := writeFile(t, "UPDATE erp.grande SET v = 'mascarado ' || (id % 3);\n"+
+				"SELECT count(*) FROM pg_largeobject_metadata; -- the attachments hold no personal data")
 			_, logs, err = dev.run(t, map[string]string{"RESTORE_SCRATCH_DIR": t.TempDir(), "RESTORE_JOBS": "4", "RESTORE_MASKING_SQL": mask})
 			if err != nil {
 				t.Fatal(err)
@@ -435,5 +436,24 @@ func TestSplitRestoreEveryShape(t *testing.T) {
 				t.Errorf("statistics of the masked big table: %q", stats)
 			}
 		})
+	}
+}
+
+func TestMentionsLargeObjects(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"UPDATE pessoas SET cpf = md5(cpf);":                                           false,
+		"-- lo_unlink them later\nUPDATE t SET a = 1;":                                 false,
+		"/* SELECT lo_unlink(oid) /* nested */ FROM x */ UPDATE t SET a = 1;":          false,
+		"UPDATE t SET lo_unlinked = true, my_lo_put = 1;":                              false,
+		"DO $$ BEGIN PERFORM lo_unlink(oid) FROM pg_largeobject_metadata; END $$":      true,
+		"SELECT LO_PUT(oid, 0, '\\x00') FROM notas;":                                   true,
+		"DO $m$ BEGIN EXECUTE format('SELECT lo_from_bytea(%s, %L)', 1, 'x'); END $m$": true,
+		`SELECT "lo_unlink"(1);`:                                                       true,
+		"-- keep: no personal data\nSELECT count(*) FROM pg_largeobject_metadata;":     true,
+		"UPDATE t SET a = '--'; SELECT lo_truncate(lo_open(1, 131072), 0);":            true,
+	} {
+		if got := restore.MentionsLargeObjects(sql); got != want {
+			t.Errorf("MentionsLargeObjects(%q) = %v, want %v", sql, got, want)
+		}
 	}
 }
