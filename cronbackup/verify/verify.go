@@ -241,10 +241,11 @@ func (r *run) createScratch(ctx context.Context, name, encoding string) error {
 }
 
 // RestoreArgs are pg_restore's arguments: into the scratch database as the admin (the
-// connection from the environment), no owners or grants from the dump, stop at the
-// first error, the archive on standard input.
+// connection from the environment), no owners, grants or tablespaces from the dump
+// (the verifying server need not have production's), stop at the first error, the
+// archive on standard input.
 func RestoreArgs(database string) []string {
-	return []string{"--dbname=" + database, "--no-owner", "--no-acl", "--exit-on-error", "--verbose"}
+	return []string{"--dbname=" + database, "--no-owner", "--no-acl", "--no-tablespaces", "--exit-on-error", "--verbose"}
 }
 
 // restoreAndCheck streams the backup into pg_restore and compares the restored

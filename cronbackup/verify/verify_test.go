@@ -375,3 +375,24 @@ func TestCancelledVerificationDropsTheScratchDatabase(t *testing.T) {
 		t.Errorf("scratch database existed before the restore: %v; exists after the cancellation: %v", existed, scratchExists(t, src.PG, scratch))
 	}
 }
+
+// TestVerifyWithoutProductionTablespace: a backup of a table in a tablespace of its
+// own verifies on a server that does not have that tablespace.
+func TestVerifyWithoutProductionTablespace(t *testing.T) {
+	src := fixture.NewSource(t, 12, "verify_tablespace", fixture.Tiny)
+	ts := testenv.RandomName("dados_")
+	src.PG.CreateTablespace(t, ts)
+	src.PG.Exec(t, src.Database, "ALTER TABLE produtos SET TABLESPACE "+ts)
+	setEnv(t, src, "file://"+t.TempDir())
+	backupOf(t)
+	// The table moves back and the tablespace goes: the verifying server lacks it now.
+	src.PG.Exec(t, src.Database, "ALTER TABLE produtos SET TABLESPACE pg_default")
+	src.PG.Exec(t, "postgres", "DROP TABLESPACE "+ts)
+	res, err := runVerify(t, t.Context())
+	if err != nil {
+		t.Fatalf("verify of a backup whose table was in tablespace %s: %v", ts, err)
+	}
+	if res.Verdict != verify.VerdictPassed || len(res.Failures) != 0 || res.Figures.RestoredRows == 0 {
+		t.Fatalf("verdict %q, failures %q, figures %+v", res.Verdict, res.Failures, res.Figures)
+	}
+}

@@ -555,3 +555,44 @@ func TestMaskingLargeObjects(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreLeavesTablespacesBehind: production's tables and indexes in a tablespace of
+// their own restore into the target database's default one: the target server may
+// not have that tablespace, and the application role, which creates the objects, has
+// no right to create in it.
+func TestRestoreLeavesTablespacesBehind(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			p := testenv.StartPostgres(t, major)
+			ts := testenv.RandomName("dados_")
+			p.CreateTablespace(t, ts)
+			src := customSource(t, major,
+				[]string{fmt.Sprintf(`DO $$ BEGIN EXECUTE format('GRANT CREATE ON TABLESPACE %s TO %%I', current_database()); END $$`, ts)},
+				[]string{
+					`CREATE TABLE notas (id int PRIMARY KEY USING INDEX TABLESPACE ` + ts + `, emitente char(40)) TABLESPACE ` + ts,
+					`CREATE INDEX notas_emitente ON notas (emitente) TABLESPACE ` + ts,
+					`INSERT INTO notas SELECT g, 'emitente ' || g FROM generate_series(1, 500) g`,
+				})
+			url := "file://" + t.TempDir()
+			writeCronbackup(t, src, url, prodNS)
+			for _, spooled := range []bool{false, true} {
+				tg := newTarget(t, src.PG, url, "cliente-hml", prodNS)
+				extra := map[string]string{}
+				if spooled {
+					extra["RESTORE_SCRATCH_DIR"] = t.TempDir()
+				}
+				if _, _, err := tg.run(t, extra); err != nil {
+					t.Fatalf("spooled=%v: %v", spooled, err)
+				}
+				var rows, inTablespace int
+				if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT (SELECT count(*) FROM notas),
+					(SELECT count(*) FROM pg_class WHERE reltablespace <> 0 AND relnamespace = 'public'::regnamespace)`).Scan(&rows, &inTablespace); err != nil {
+					t.Fatal(err)
+				}
+				if rows != 500 || inTablespace != 0 {
+					t.Errorf("spooled=%v: %d rows (want 500), %d relations outside the database's tablespace (want 0)", spooled, rows, inTablespace)
+				}
+			}
+		})
+	}
+}

@@ -884,16 +884,16 @@ func TestRestoreSessionOptions(t *testing.T) {
 
 func TestRestoreArgs(t *testing.T) {
 	got := restore.RestoreArgs("hml__restoring", "app", "/tmp/toc.list", "/scratch/a.dump", restore.RestoreRun{Jobs: 4})
-	want := []string{"--dbname=hml__restoring", "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=app", "--use-list=/tmp/toc.list", "--jobs=4", "/scratch/a.dump"}
+	want := []string{"--dbname=hml__restoring", "--no-owner", "--no-acl", "--no-tablespaces", "--exit-on-error", "--verbose", "--role=app", "--use-list=/tmp/toc.list", "--jobs=4", "/scratch/a.dump"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	got = restore.RestoreArgs("db", "app", "l", "/s/a.dump", restore.RestoreRun{Sections: []string{"pre-data", "data"}, Jobs: 2})
-	want = []string{"--dbname=db", "--no-owner", "--no-acl", "--exit-on-error", "--verbose", "--role=app", "--use-list=l", "--section=pre-data", "--section=data", "--jobs=2", "/s/a.dump"}
+	want = []string{"--dbname=db", "--no-owner", "--no-acl", "--no-tablespaces", "--exit-on-error", "--verbose", "--role=app", "--use-list=l", "--section=pre-data", "--section=data", "--jobs=2", "/s/a.dump"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("sectioned (-want +got):\n%s", diff)
 	}
-	if got := restore.RestoreArgs("db", "app", "l", "", restore.RestoreRun{Jobs: 1}); contains(got, "--jobs=1") || len(got) != 7 {
+	if got := restore.RestoreArgs("db", "app", "l", "", restore.RestoreRun{Jobs: 1}); contains(got, "--jobs=1") || len(got) != 8 {
 		t.Errorf("streamed args %v", got)
 	}
 }

@@ -284,6 +284,36 @@ func (p *Postgres) CreateDatabase(tb testing.TB, name, encoding string) {
 	})
 }
 
+// CreateTablespace creates a tablespace in a directory of its own beside the data
+// directory, owned as it is, and drops it at cleanup if nothing is left in it.
+func (p *Postgres) CreateTablespace(tb testing.TB, name string) {
+	tb.Helper()
+	dir := filepath.Join(filepath.Dir(p.DataDir), "tablespace-"+name)
+	st, err := os.Stat(p.DataDir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	owner, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		tb.Fatalf("no owner for %s", p.DataDir)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chown(dir, int(owner.Uid), int(owner.Gid)); err != nil {
+		tb.Fatal(err)
+	}
+	p.Exec(tb, "postgres", fmt.Sprintf("CREATE TABLESPACE %s LOCATION %s", pgx.Identifier{name}.Sanitize(), quoteLiteral(dir)))
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if conn, err := pgx.Connect(ctx, p.URL("postgres")); err == nil {
+			_, _ = conn.Exec(ctx, "DROP TABLESPACE IF EXISTS "+pgx.Identifier{name}.Sanitize())
+			_ = conn.Close(ctx)
+		}
+	})
+}
+
 // CreateRole creates a login role with a password (dropped with DROP OWNED at cleanup).
 func (p *Postgres) CreateRole(tb testing.TB, name, password string) {
 	tb.Helper()
