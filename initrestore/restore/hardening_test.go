@@ -575,24 +575,65 @@ func TestRestoreLeavesTablespacesBehind(t *testing.T) {
 				})
 			url := "file://" + t.TempDir()
 			writeCronbackup(t, src, url, prodNS)
-			for _, spooled := range []bool{false, true} {
-				tg := newTarget(t, src.PG, url, "cliente-hml", prodNS)
-				extra := map[string]string{}
-				if spooled {
-					extra["RESTORE_SCRATCH_DIR"] = t.TempDir()
-				}
-				if _, _, err := tg.run(t, extra); err != nil {
-					t.Fatalf("spooled=%v: %v", spooled, err)
-				}
+			restoreBothWays(t, src, url, func(t *testing.T, tg *target, _ string) {
 				var rows, inTablespace int
 				if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT (SELECT count(*) FROM notas),
 					(SELECT count(*) FROM pg_class WHERE reltablespace <> 0 AND relnamespace = 'public'::regnamespace)`).Scan(&rows, &inTablespace); err != nil {
 					t.Fatal(err)
 				}
 				if rows != 500 || inTablespace != 0 {
-					t.Errorf("spooled=%v: %d rows (want 500), %d relations outside the database's tablespace (want 0)", spooled, rows, inTablespace)
+					t.Errorf("%d rows (want 500), %d relations outside the database's tablespace (want 0)", rows, inTablespace)
 				}
+			})
+		})
+	}
+}
+
+// TestRestoreSkipsEventTriggers: production's event trigger (created by a superuser)
+// is left out, said so in the log; its function and everything else restore.
+func TestRestoreSkipsEventTriggers(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			src := customSource(t, major, []string{
+				`CREATE FUNCTION public.audita_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'ddl'; END $$`,
+				`CREATE EVENT TRIGGER audita ON ddl_command_end EXECUTE PROCEDURE public.audita_ddl()`,
+				`COMMENT ON EVENT TRIGGER audita IS 'auditoria de DDL'`,
+			}, people)
+			url := "file://" + t.TempDir()
+			writeCronbackup(t, src, url, prodNS)
+			restoreBothWays(t, src, url, func(t *testing.T, tg *target, logs string) {
+				if !strings.Contains(logs, "EVENT TRIGGER - audita") || !strings.Contains(logs, "only a superuser creates an event trigger") {
+					t.Errorf("the log does not say the event trigger was left out:\n%s", logs)
+				}
+				var triggers, functions, rows int
+				if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT (SELECT count(*) FROM pg_event_trigger),
+					(SELECT count(*) FROM pg_proc WHERE proname = 'audita_ddl'), (SELECT count(*) FROM pessoas)`).Scan(&triggers, &functions, &rows); err != nil {
+					t.Fatal(err)
+				}
+				if triggers != 0 || functions != 1 || rows != 3000 {
+					t.Errorf("%d event triggers (want 0), %d functions (want 1), %d rows (want 3000)", triggers, functions, rows)
+				}
+			})
+		})
+	}
+}
+
+// restoreBothWays restores the backup at url into a new homologation database twice,
+// streamed and spooled, and checks each.
+func restoreBothWays(t *testing.T, src *fixture.Source, url string, check func(t *testing.T, tg *target, logs string)) {
+	t.Helper()
+	for _, spooled := range []bool{false, true} {
+		t.Run(map[bool]string{false: "streamed", true: "spooled"}[spooled], func(t *testing.T) {
+			tg := newTarget(t, src.PG, url, "cliente-hml", prodNS)
+			extra := map[string]string{}
+			if spooled {
+				extra["RESTORE_SCRATCH_DIR"] = t.TempDir()
 			}
+			_, logs, err := tg.run(t, extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, tg, logs)
 		})
 	}
 }

@@ -857,9 +857,11 @@ func TestPlanTOC(t *testing.T) {
 3718; 0 0 COMMENT - EXTENSION pg_trgm 
 215; 1259 16397 TABLE public clientes cliente_erp
 3720; 0 16397 COMMENT public TABLE clientes cliente_erp
+3727; 3466 16512 EVENT TRIGGER - audita postgres
+3728; 0 0 COMMENT - EVENT TRIGGER audita postgres
 `
 	p := restore.PlanTOC(in)
-	if len(p.Skipped) != 2 || strings.Contains(p.List, "COMMENT - EXTENSION") || strings.Contains(p.List, "EXTENSION - pg_trgm") ||
+	if len(p.Skipped) != 4 || strings.Contains(p.List, "EVENT TRIGGER") || !strings.Contains(p.Skipped[2], "EVENT TRIGGER - audita") || strings.Contains(p.List, "COMMENT - EXTENSION") || strings.Contains(p.List, "EXTENSION - pg_trgm") ||
 		!strings.Contains(p.List, "COMMENT public TABLE clientes") || !strings.Contains(p.Definitions, "EXTENSION - pg_trgm") {
 		t.Fatalf("PlanTOC = %+v", p)
 	}

@@ -161,6 +161,12 @@ func tocEntry(line string) string {
 	return f[3]
 }
 
+// noEventTriggers is why an archive's event triggers are not restored. Only a
+// superuser creates one, and the administrator must not: its function is restored as
+// the application role's (--no-owner), which could then rewrite it to run with the
+// rights of whoever runs DDL in the database, the administrator's masking included.
+const noEventTriggers = "only a superuser creates an event trigger, and its function would be the application role's to rewrite: not restored"
+
 // PlanTOC decides, entry by entry, who restores what:
 //   - EXTENSION entries: the administrator creates DATABASE_EXTENSIONS beforehand, in
 //     the schema the entry names; the entry goes to Definitions;
@@ -168,7 +174,8 @@ func tocEntry(line string) string {
 //   - the public schema's entry: every new database has it;
 //   - the public schema's comment: the application role does not own public (the
 //     bootstrap superuser does on PostgreSQL 12, the database owner, still the
-//     administrator, on 15): the administrator applies it.
+//     administrator, on 15): the administrator applies it;
+//   - event triggers and their comments: not restored (noEventTriggers).
 func PlanTOC(list string) TOCPlan {
 	var keep, defs strings.Builder
 	var p TOCPlan
@@ -190,6 +197,8 @@ func PlanTOC(list string) TOCPlan {
 		case strings.HasPrefix(e, "COMMENT - SCHEMA public "):
 			defs.WriteString(line + "\n")
 			p.Skipped = append(p.Skipped, "COMMENT SCHEMA public (applied by the administrator)")
+		case strings.HasPrefix(e, "EVENT TRIGGER - "), strings.HasPrefix(e, "COMMENT - EVENT TRIGGER "):
+			p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+noEventTriggers+")")
 		default:
 			keep.WriteString(line + "\n")
 		}
