@@ -589,29 +589,34 @@ func TestRestoreLeavesTablespacesBehind(t *testing.T) {
 	}
 }
 
-// TestRestoreSkipsEventTriggers: production's event trigger (created by a superuser)
-// is left out, said so in the log; its function and everything else restore.
-func TestRestoreSkipsEventTriggers(t *testing.T) {
+// TestRestoreSkipsEventTriggersAndPublications: production's event trigger and its
+// publications (one FOR ALL TABLES, by a superuser; one of a table, by the owner) are
+// left out, said so in the log; the trigger's function and everything else restore.
+func TestRestoreSkipsEventTriggersAndPublications(t *testing.T) {
 	for _, major := range []int{12, 15} {
 		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
 			src := customSource(t, major, []string{
 				`CREATE FUNCTION public.audita_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'ddl'; END $$`,
 				`CREATE EVENT TRIGGER audita ON ddl_command_end EXECUTE PROCEDURE public.audita_ddl()`,
 				`COMMENT ON EVENT TRIGGER audita IS 'auditoria de DDL'`,
-			}, people)
+				`CREATE PUBLICATION todas FOR ALL TABLES`,
+			}, append(slices.Clone(people), `CREATE PUBLICATION cdc FOR TABLE pessoas`, `COMMENT ON PUBLICATION cdc IS 'captura de mudanças'`))
 			url := "file://" + t.TempDir()
 			writeCronbackup(t, src, url, prodNS)
 			restoreBothWays(t, src, url, func(t *testing.T, tg *target, logs string) {
-				if !strings.Contains(logs, "EVENT TRIGGER - audita") || !strings.Contains(logs, "only a superuser creates an event trigger") {
-					t.Errorf("the log does not say the event trigger was left out:\n%s", logs)
+				for _, skipped := range []string{"EVENT TRIGGER - audita", "only a superuser creates an event trigger", "PUBLICATION - todas",
+					"PUBLICATION TABLE public cdc pessoas", "a restored copy publishes and subscribes to nothing"} {
+					if !strings.Contains(logs, skipped) {
+						t.Errorf("the log does not say %q was left out:\n%s", skipped, logs)
+					}
 				}
-				var triggers, functions, rows int
-				if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT (SELECT count(*) FROM pg_event_trigger),
-					(SELECT count(*) FROM pg_proc WHERE proname = 'audita_ddl'), (SELECT count(*) FROM pessoas)`).Scan(&triggers, &functions, &rows); err != nil {
+				var triggers, publications, functions, rows int
+				if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT (SELECT count(*) FROM pg_event_trigger), (SELECT count(*) FROM pg_publication),
+					(SELECT count(*) FROM pg_proc WHERE proname = 'audita_ddl'), (SELECT count(*) FROM pessoas)`).Scan(&triggers, &publications, &functions, &rows); err != nil {
 					t.Fatal(err)
 				}
-				if triggers != 0 || functions != 1 || rows != 3000 {
-					t.Errorf("%d event triggers (want 0), %d functions (want 1), %d rows (want 3000)", triggers, functions, rows)
+				if triggers != 0 || publications != 0 || functions != 1 || rows != 3000 {
+					t.Errorf("%d event triggers (want 0), %d publications (want 0), %d functions (want 1), %d rows (want 3000)", triggers, publications, functions, rows)
 				}
 			})
 		})

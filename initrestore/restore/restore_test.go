@@ -859,9 +859,14 @@ func TestPlanTOC(t *testing.T) {
 3720; 0 16397 COMMENT public TABLE clientes cliente_erp
 3727; 3466 16512 EVENT TRIGGER - audita postgres
 3728; 0 0 COMMENT - EVENT TRIGGER audita postgres
+2891; 6104 8634209 PUBLICATION - cdc postgres
+2902; 0 0 COMMENT - PUBLICATION cdc postgres
+2893; 6106 8634210 PUBLICATION TABLE public cdc clientes postgres
+2895; 6237 8634212 PUBLICATION TABLES IN SCHEMA public cdc erp postgres
+2896; 6100 8634213 SUBSCRIPTION - replica postgres
 `
 	p := restore.PlanTOC(in)
-	if len(p.Skipped) != 4 || strings.Contains(p.List, "EVENT TRIGGER") || !strings.Contains(p.Skipped[2], "EVENT TRIGGER - audita") || strings.Contains(p.List, "COMMENT - EXTENSION") || strings.Contains(p.List, "EXTENSION - pg_trgm") ||
+	if len(p.Skipped) != 9 || strings.Contains(p.List, "EVENT TRIGGER") || strings.Contains(p.List, "PUBLICATION") || strings.Contains(p.List, "SUBSCRIPTION") || !strings.Contains(p.Skipped[2], "EVENT TRIGGER - audita") || strings.Contains(p.List, "COMMENT - EXTENSION") || strings.Contains(p.List, "EXTENSION - pg_trgm") ||
 		!strings.Contains(p.List, "COMMENT public TABLE clientes") || !strings.Contains(p.Definitions, "EXTENSION - pg_trgm") {
 		t.Fatalf("PlanTOC = %+v", p)
 	}

@@ -167,6 +167,12 @@ func tocEntry(line string) string {
 // rights of whoever runs DDL in the database, the administrator's masking included.
 const noEventTriggers = "only a superuser creates an event trigger, and its function would be the application role's to rewrite: not restored"
 
+// noReplication is why an archive's publications and subscriptions are not restored:
+// they are production's logical replication, and a restored copy is neither a source
+// nor a replica of anything (a publication FOR ALL TABLES, or any subscription, also
+// needs a superuser).
+const noReplication = "production's logical replication; a restored copy publishes and subscribes to nothing: not restored"
+
 // PlanTOC decides, entry by entry, who restores what:
 //   - EXTENSION entries: the administrator creates DATABASE_EXTENSIONS beforehand, in
 //     the schema the entry names; the entry goes to Definitions;
@@ -175,7 +181,9 @@ const noEventTriggers = "only a superuser creates an event trigger, and its func
 //   - the public schema's comment: the application role does not own public (the
 //     bootstrap superuser does on PostgreSQL 12, the database owner, still the
 //     administrator, on 15): the administrator applies it;
-//   - event triggers and their comments: not restored (noEventTriggers).
+//   - event triggers and their comments: not restored (noEventTriggers);
+//   - publications and subscriptions, their tables and comments: not restored
+//     (noReplication).
 func PlanTOC(list string) TOCPlan {
 	var keep, defs strings.Builder
 	var p TOCPlan
@@ -199,6 +207,9 @@ func PlanTOC(list string) TOCPlan {
 			p.Skipped = append(p.Skipped, "COMMENT SCHEMA public (applied by the administrator)")
 		case strings.HasPrefix(e, "EVENT TRIGGER - "), strings.HasPrefix(e, "COMMENT - EVENT TRIGGER "):
 			p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+noEventTriggers+")")
+		case strings.HasPrefix(e, "PUBLICATION "), strings.HasPrefix(e, "COMMENT - PUBLICATION "),
+			strings.HasPrefix(e, "SUBSCRIPTION "), strings.HasPrefix(e, "COMMENT - SUBSCRIPTION "):
+			p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+noReplication+")")
 		default:
 			keep.WriteString(line + "\n")
 		}
