@@ -327,9 +327,8 @@ func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef)
 // RestoreArgs are pg_restore's arguments: no owners, grants or tablespaces from the
 // dump (the target server may lack production's tablespaces, and the application role
 // may not create in them), objects created by the application role, stop at the first
-// error. The database is a plain
-// name (validated: it cannot be read as a connection string); host, user and password
-// come from the environment.
+// error. The database is a plain name (validated: it cannot be read as a connection
+// string); host, user and password come from the environment.
 func RestoreArgs(database, role, list, archive string, run RestoreRun) []string {
 	args := []string{"--dbname=" + database, "--no-owner", "--no-acl", "--no-tablespaces", "--exit-on-error", "--verbose", "--role=" + role, "--use-list=" + list}
 	// --section narrows --use-list (an entry of no section, a comment or an ACL, goes
