@@ -383,6 +383,9 @@ func TestVerifyWithoutProductionTablespace(t *testing.T) {
 	ts := testenv.RandomName("dados_")
 	src.PG.CreateTablespace(t, ts)
 	src.PG.Exec(t, src.Database, "ALTER TABLE produtos SET TABLESPACE "+ts)
+	// Back where it was even when the test fails: the fixture's database outlives it,
+	// and a tablespace in use cannot be dropped.
+	t.Cleanup(func() { src.PG.Exec(t, src.Database, "ALTER TABLE produtos SET TABLESPACE pg_default") })
 	setEnv(t, src, "file://"+t.TempDir())
 	backupOf(t)
 	// The table moves back and the tablespace goes: the verifying server lacks it now.

@@ -557,9 +557,9 @@ func TestMaskingLargeObjects(t *testing.T) {
 }
 
 // TestRestoreLeavesTablespacesBehind: production's tables and indexes in a tablespace of
-// their own restore into the target database's default one: the target server may
-// not have that tablespace, and the application role, which creates the objects, has
-// no right to create in it.
+// their own restore into the target database's default one, whether the target server
+// has that tablespace (the application role, which creates the objects, has no right
+// to create in it) or not.
 func TestRestoreLeavesTablespacesBehind(t *testing.T) {
 	for _, major := range []int{12, 15} {
 		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
@@ -575,7 +575,7 @@ func TestRestoreLeavesTablespacesBehind(t *testing.T) {
 				})
 			url := "file://" + t.TempDir()
 			writeCronbackup(t, src, url, prodNS)
-			restoreBothWays(t, src, url, func(t *testing.T, tg *target, _ string) {
+			check := func(t *testing.T, tg *target, _ string) {
 				var rows, inTablespace int
 				if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT (SELECT count(*) FROM notas),
 					(SELECT count(*) FROM pg_class WHERE reltablespace <> 0 AND relnamespace = 'public'::regnamespace)`).Scan(&rows, &inTablespace); err != nil {
@@ -584,7 +584,14 @@ func TestRestoreLeavesTablespacesBehind(t *testing.T) {
 				if rows != 500 || inTablespace != 0 {
 					t.Errorf("%d rows (want 500), %d relations outside the database's tablespace (want 0)", rows, inTablespace)
 				}
-			})
+			}
+			// The tablespace is there, but the application role may not create in it.
+			restoreBothWays(t, src, url, check)
+			// The server has no such tablespace (as a homologation server would not).
+			src.PG.Exec(t, src.Database, "ALTER TABLE notas SET TABLESPACE pg_default", "ALTER INDEX notas_pkey SET TABLESPACE pg_default",
+				"ALTER INDEX notas_emitente SET TABLESPACE pg_default")
+			src.PG.Exec(t, "postgres", "DROP TABLESPACE "+ts)
+			restoreBothWays(t, src, url, check)
 		})
 	}
 }

@@ -60,9 +60,6 @@ func CheckMasking(sql string) error {
 func sqlStatements(sql string) [][]string {
 	var out [][]string
 	var cur []string
-	isWord := func(c byte) bool {
-		return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '$' || c >= 0x80
-	}
 	end := func() {
 		if len(cur) > 0 {
 			out = append(out, cur)
@@ -76,55 +73,22 @@ func sqlStatements(sql string) [][]string {
 			end()
 			i++
 		case strings.HasPrefix(sql[i:], "--"):
-			j := strings.IndexByte(sql[i:], '\n')
-			if j < 0 {
-				return appendLast(out, cur)
-			}
-			i += j + 1
+			i = afterLineComment(sql, i)
 		case strings.HasPrefix(sql[i:], "/*"):
 			i = afterBlockComment(sql, i)
 		case c == '\'' || c == '"':
-			backslash := c == '\'' && i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i == 1 || !isWord(sql[i-2]))
-			i++
-			for i < len(sql) {
-				if backslash && sql[i] == '\\' {
-					i += 2
-					continue
-				}
-				if sql[i] == c {
-					if i+1 < len(sql) && sql[i+1] == c {
-						i += 2
-						continue
-					}
-					i++
-					break
-				}
-				i++
-			}
+			i, _ = quoted(sql, i)
 			if c == '"' {
 				cur = append(cur, `"`) // a name, never a keyword
 			}
-		case c == '$' && (i == 0 || !isWord(sql[i-1])):
-			j := i + 1
-			for j < len(sql) && isWord(sql[j]) && sql[j] != '$' {
-				j++
-			}
-			if j < len(sql) && sql[j] == '$' && (j == i+1 || !(sql[i+1] >= '0' && sql[i+1] <= '9')) {
-				tag := sql[i : j+1]
-				k := strings.Index(sql[j+1:], tag)
-				if k < 0 {
-					return appendLast(out, cur)
-				}
-				i = j + 1 + k + len(tag)
+		case c == '$' && (i == 0 || !isSQLWord(sql[i-1])):
+			var body bool
+			i, _, body = dollarQuoted(sql, i)
+			if body {
 				cur = append(cur, "$") // a body, never a keyword
-			} else {
-				i = j // a parameter ($1)
 			}
-		case isWord(c):
-			j := i
-			for j < len(sql) && isWord(sql[j]) {
-				j++
-			}
+		case isSQLWord(c):
+			j := afterWord(sql, i)
 			cur = append(cur, strings.ToUpper(sql[i:j]))
 			i = j
 		default:
@@ -132,6 +96,29 @@ func sqlStatements(sql string) [][]string {
 		}
 	}
 	return appendLast(out, cur)
+}
+
+// isSQLWord tells whether c can be part of a bare word (a keyword or unquoted name).
+func isSQLWord(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '$' || c >= 0x80
+}
+
+// afterWord is where the bare word starting at sql[i] ends.
+func afterWord(sql string, i int) int {
+	for i < len(sql) && isSQLWord(sql[i]) {
+		i++
+	}
+	return i
+}
+
+// afterLineComment is where the "--" comment at sql[i] ends: after its newline, or
+// len(sql).
+func afterLineComment(sql string, i int) int {
+	j := strings.IndexByte(sql[i:], '\n')
+	if j < 0 {
+		return len(sql)
+	}
+	return i + j + 1
 }
 
 // afterBlockComment is where the block comment opening at sql[i] ends (they nest), or
@@ -156,6 +143,48 @@ func afterBlockComment(sql string, i int) int {
 	return i
 }
 
+// quoted reads the literal ('…', E'…' with backslash escapes) or quoted name ("…")
+// opening at sql[i]: where it ends, and its content unescaped.
+func quoted(sql string, i int) (int, string) {
+	q := sql[i]
+	backslash := q == '\'' && i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i == 1 || !isSQLWord(sql[i-2]))
+	var content strings.Builder
+	for i++; i < len(sql); i++ {
+		switch {
+		case backslash && sql[i] == '\\' && i+1 < len(sql):
+			i++
+			content.WriteByte(sql[i])
+		case sql[i] == q && i+1 < len(sql) && sql[i+1] == q:
+			i++
+			content.WriteByte(q)
+		case sql[i] == q:
+			return i + 1, content.String()
+		default:
+			content.WriteByte(sql[i])
+		}
+	}
+	return len(sql), content.String()
+}
+
+// dollarQuoted reads what starts with the "$" at sql[i]: a dollar-quoted body
+// ($$…$$, $tag$…$tag$; body is true, content its text, up to the end when it never
+// closes) or a parameter ($1; body is false). It returns where that ends.
+func dollarQuoted(sql string, i int) (end int, content string, body bool) {
+	j := i + 1
+	for j < len(sql) && isSQLWord(sql[j]) && sql[j] != '$' {
+		j++
+	}
+	if j >= len(sql) || sql[j] != '$' || j > i+1 && sql[i+1] >= '0' && sql[i+1] <= '9' {
+		return j, "", false
+	}
+	tag := sql[i : j+1]
+	k := strings.Index(sql[j+1:], tag)
+	if k < 0 {
+		return len(sql), sql[j+1:], true
+	}
+	return j + 1 + k + len(tag), sql[j+1 : j+1+k], true
+}
+
 func appendLast(out [][]string, cur []string) [][]string {
 	if len(cur) > 0 {
 		out = append(out, cur)
@@ -163,76 +192,51 @@ func appendLast(out [][]string, cur []string) [][]string {
 	return out
 }
 
-// largeObjectWords are the names whose mention says the masking file deals with large
-// objects: the server's functions that write or remove one, and the catalogs that list
-// them (a file keeping large objects that hold no personal data names the catalog in a
-// query, which says so on purpose).
+// largeObjectWords are the names whose mention says the masking file deals with the
+// restored large objects: the server's functions that change or remove an existing
+// one, and the catalogs that list them (a file keeping large objects that hold no
+// personal data names the catalog in a query, which says so on purpose). Functions
+// that only make new ones (lo_from_bytea, lo_create, lo_import) do not count: a
+// masking that points a column at a new large object leaves the old one behind,
+// readable, unless it also unlinks it.
 var largeObjectWords = map[string]bool{"LO_UNLINK": true, "LO_PUT": true, "LO_TRUNCATE": true, "LO_TRUNCATE64": true,
-	"LO_FROM_BYTEA": true, "LO_CREATE": true, "LO_CREAT": true, "LO_IMPORT": true, "LOWRITE": true,
-	"PG_LARGEOBJECT": true, "PG_LARGEOBJECT_METADATA": true}
+	"LOWRITE": true, "PG_LARGEOBJECT": true, "PG_LARGEOBJECT_METADATA": true}
 
-// MentionsLargeObjects tells whether a masking file names a function that writes or
-// removes large objects, or the catalogs of large objects, outside comments. Unlike
-// CheckMasking it reads the words of string literals, quoted names and dollar-quoted
-// bodies too: a DO block or dynamic SQL is where such calls usually are.
+// MentionsLargeObjects tells whether a masking file names a function that changes or
+// removes large objects, or their catalogs, outside comments. Unlike CheckMasking it
+// reads into string literals and dollar-quoted bodies, the SQL of a DO block or of
+// dynamic SQL, and reads them the same way (their comments do not count either); a
+// quoted name counts as the name.
 func MentionsLargeObjects(sql string) bool {
-	isWord := func(c byte) bool {
-		return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-	}
 	for i := 0; i < len(sql); {
+		c := sql[i]
 		switch {
 		case strings.HasPrefix(sql[i:], "--"):
-			j := strings.IndexByte(sql[i:], '\n')
-			if j < 0 {
-				return false
-			}
-			i += j + 1
+			i = afterLineComment(sql, i)
 		case strings.HasPrefix(sql[i:], "/*"):
 			i = afterBlockComment(sql, i)
-		case sql[i] == '\'':
-			// A literal: its words count (dynamic SQL), a "--" in it is no comment.
-			j := i + 1
-			for j < len(sql) && (sql[j] != '\'' || j+1 < len(sql) && sql[j+1] == '\'') {
-				if sql[j] == '\'' {
-					j++
-				}
-				j++
-			}
-			if mentionsIn(sql[i+1:min(j, len(sql))], isWord) {
+		case c == '\'' || c == '"':
+			var content string
+			i, content = quoted(sql, i)
+			if c == '"' && largeObjectWords[strings.ToUpper(content)] || c == '\'' && MentionsLargeObjects(content) {
 				return true
 			}
-			i = j + 1
-		case isWord(sql[i]):
-			j := i
-			for j < len(sql) && isWord(sql[j]) {
-				j++
+		case c == '$' && (i == 0 || !isSQLWord(sql[i-1])):
+			var content string
+			var body bool
+			i, content, body = dollarQuoted(sql, i)
+			if body && MentionsLargeObjects(content) {
+				return true
 			}
-			if mentionsIn(sql[i:j], isWord) {
+		case isSQLWord(c):
+			j := afterWord(sql, i)
+			if largeObjectWords[strings.ToUpper(sql[i:j])] {
 				return true
 			}
 			i = j
 		default:
 			i++
 		}
-	}
-	return false
-}
-
-// mentionsIn tells whether text has one of largeObjectWords as a word.
-func mentionsIn(text string, isWord func(byte) bool) bool {
-	for i := 0; i < len(text); {
-		if !isWord(text[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(text) && isWord(text[j]) {
-			j++
-		}
-		if largeObjectWords[strings.ToUpper(text[i:j])] {
-			return true
-		}
-		i = j
 	}
 	return false
 }
@@ -244,7 +248,7 @@ func mentionsIn(text string, isWord func(byte) bool) bool {
 func (r *run) checkLargeObjects(ctx context.Context, conn *pgx.Conn, sql string) error {
 	var n int64
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_catalog.pg_largeobject_metadata").Scan(&n); err != nil {
-		return exitcode.Wrap(ExitDatabase, fmt.Errorf("counting the large objects after the masking: %w", err))
+		return exitcode.Wrap(ExitDatabase, fmt.Errorf("counting the large objects after the masking: %w", pg.RedactServerError(err)))
 	}
 	if n == 0 {
 		return nil
@@ -254,9 +258,9 @@ func (r *run) checkLargeObjects(ctx context.Context, conn *pgx.Conn, sql string)
 		return nil
 	}
 	r.log.Info("large objects the masking SQL does not deal with", "largeObjects", n)
-	return exitcode.Wrap(ExitRestore, fmt.Errorf("not swapping in: the database holds %d large objects and the masking SQL %q names no large-object "+
-		"function or catalog (large objects are data the table UPDATEs do not reach): mask them (lo_put, lo_from_bytea), remove them "+
-		"(lo_unlink), or, when they hold no personal data, say so with a query of pg_largeobject_metadata", n, r.cfg.MaskingSQL))
+	return exitcode.Wrap(ExitRestore, fmt.Errorf("not swapping in: the database holds %d large objects and the masking SQL %q names no function "+
+		"that changes or removes one, nor their catalogs (large objects are data the table UPDATEs do not reach): remove them (lo_unlink), "+
+		"overwrite them (lo_put, lo_truncate), or, when they hold no personal data, say so with a query of pg_largeobject_metadata", n, r.cfg.MaskingSQL))
 }
 
 // readMasking reads the masking file and applies the rule.

@@ -441,16 +441,24 @@ func TestSplitRestoreEveryShape(t *testing.T) {
 
 func TestMentionsLargeObjects(t *testing.T) {
 	for sql, want := range map[string]bool{
-		"UPDATE pessoas SET cpf = md5(cpf);":                                           false,
-		"-- lo_unlink them later\nUPDATE t SET a = 1;":                                 false,
-		"/* SELECT lo_unlink(oid) /* nested */ FROM x */ UPDATE t SET a = 1;":          false,
-		"UPDATE t SET lo_unlinked = true, my_lo_put = 1;":                              false,
-		"DO $$ BEGIN PERFORM lo_unlink(oid) FROM pg_largeobject_metadata; END $$":      true,
-		"SELECT LO_PUT(oid, 0, '\\x00') FROM notas;":                                   true,
-		"DO $m$ BEGIN EXECUTE format('SELECT lo_from_bytea(%s, %L)', 1, 'x'); END $m$": true,
-		`SELECT "lo_unlink"(1);`:                                                       true,
-		"-- keep: no personal data\nSELECT count(*) FROM pg_largeobject_metadata;":     true,
-		"UPDATE t SET a = '--'; SELECT lo_truncate(lo_open(1, 131072), 0);":            true,
+		"UPDATE pessoas SET cpf = md5(cpf);":                                               false,
+		"-- lo_unlink them later\nUPDATE t SET a = 1;":                                     false,
+		"/* SELECT lo_unlink(oid) /* nested */ FROM x */ UPDATE t SET a = 1;":              false,
+		"UPDATE t SET lo_unlinked = true, my_lo_put = 1, a$lo_unlink = 2;":                 false,
+		"DO $$ BEGIN PERFORM lo_unlink(oid) FROM pg_largeobject_metadata; END $$":          true,
+		"SELECT LO_PUT(oid, 0, '\\x00') FROM notas;":                                       true,
+		"DO $m$ BEGIN EXECUTE format('SELECT lo_unlink(%s)', 1); END $m$":                  true,
+		`SELECT "lo_unlink"(1);`:                                                           true,
+		"-- keep: no personal data\nSELECT count(*) FROM pg_largeobject_metadata;":         true,
+		"UPDATE t SET a = '--'; SELECT lo_truncate(lo_open(1, 131072), 0);":                true,
+		"UPDATE notas SET xml = lo_from_bytea(0, convert_to('<masked/>', 'UTF8'));":        false, // the old object stays
+		"SELECT lo_create(0), lo_import('/tmp/x');":                                        false,
+		"UPDATE pessoas SET nome = $$Maria D'Ávila$$;\n-- TODO: lo_unlink the attachments": false,
+		"UPDATE \"cliente's\" SET a = 1; -- lo_unlink later":                               false,
+		"SELECT E'\\''; -- lo_unlink later\nSELECT 'c'":                                    false,
+		"DO $$ BEGIN -- lo_unlink later\n UPDATE t SET a = 1; END $$":                      false,
+		"DO $$ BEGIN EXECUTE 'UPDATE t SET a = 1 -- lo_unlink later'; END $$":              false,
+		"SELECT $$it's$$, 'x'": false,
 	} {
 		if got := restore.MentionsLargeObjects(sql); got != want {
 			t.Errorf("MentionsLargeObjects(%q) = %v, want %v", sql, got, want)

@@ -864,9 +864,12 @@ func TestPlanTOC(t *testing.T) {
 2893; 6106 8634210 PUBLICATION TABLE public cdc clientes postgres
 2895; 6237 8634212 PUBLICATION TABLES IN SCHEMA public cdc erp postgres
 2896; 6100 8634213 SUBSCRIPTION - replica postgres
+2897; 0 0 SECURITY LABEL - PUBLICATION cdc postgres
+2898; 0 0 SECURITY LABEL - EVENT TRIGGER audita postgres
+2899; 0 16397 SECURITY LABEL public TABLE clientes cliente_erp
 `
 	p := restore.PlanTOC(in)
-	if len(p.Skipped) != 9 || strings.Contains(p.List, "EVENT TRIGGER") || strings.Contains(p.List, "PUBLICATION") || strings.Contains(p.List, "SUBSCRIPTION") || !strings.Contains(p.Skipped[2], "EVENT TRIGGER - audita") || strings.Contains(p.List, "COMMENT - EXTENSION") || strings.Contains(p.List, "EXTENSION - pg_trgm") ||
+	if len(p.Skipped) != 11 || !strings.Contains(p.List, "SECURITY LABEL public TABLE clientes") || strings.Contains(p.List, "EVENT TRIGGER") || strings.Contains(p.List, "PUBLICATION") || strings.Contains(p.List, "SUBSCRIPTION") || !strings.Contains(p.Skipped[2], "EVENT TRIGGER - audita") || strings.Contains(p.List, "COMMENT - EXTENSION") || strings.Contains(p.List, "EXTENSION - pg_trgm") ||
 		!strings.Contains(p.List, "COMMENT public TABLE clientes") || !strings.Contains(p.Definitions, "EXTENSION - pg_trgm") {
 		t.Fatalf("PlanTOC = %+v", p)
 	}

@@ -181,9 +181,10 @@ const noReplication = "production's logical replication; a restored copy publish
 //   - the public schema's comment: the application role does not own public (the
 //     bootstrap superuser does on PostgreSQL 12, the database owner, still the
 //     administrator, on 15): the administrator applies it;
-//   - event triggers and their comments: not restored (noEventTriggers);
-//   - publications and subscriptions, their tables and comments: not restored
-//     (noReplication).
+//   - event triggers, their comments and security labels: not restored
+//     (noEventTriggers);
+//   - publications and subscriptions, their tables, comments and security labels: not
+//     restored (noReplication).
 func PlanTOC(list string) TOCPlan {
 	var keep, defs strings.Builder
 	var p TOCPlan
@@ -205,10 +206,12 @@ func PlanTOC(list string) TOCPlan {
 		case strings.HasPrefix(e, "COMMENT - SCHEMA public "):
 			defs.WriteString(line + "\n")
 			p.Skipped = append(p.Skipped, "COMMENT SCHEMA public (applied by the administrator)")
-		case strings.HasPrefix(e, "EVENT TRIGGER - "), strings.HasPrefix(e, "COMMENT - EVENT TRIGGER "):
+		case strings.HasPrefix(e, "EVENT TRIGGER - "), strings.HasPrefix(e, "COMMENT - EVENT TRIGGER "),
+			strings.HasPrefix(e, "SECURITY LABEL - EVENT TRIGGER "):
 			p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+noEventTriggers+")")
 		case strings.HasPrefix(e, "PUBLICATION "), strings.HasPrefix(e, "COMMENT - PUBLICATION "),
-			strings.HasPrefix(e, "SUBSCRIPTION "), strings.HasPrefix(e, "COMMENT - SUBSCRIPTION "):
+			strings.HasPrefix(e, "SECURITY LABEL - PUBLICATION "), strings.HasPrefix(e, "SUBSCRIPTION "),
+			strings.HasPrefix(e, "COMMENT - SUBSCRIPTION "), strings.HasPrefix(e, "SECURITY LABEL - SUBSCRIPTION "):
 			p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+noReplication+")")
 		default:
 			keep.WriteString(line + "\n")
