@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -276,12 +277,25 @@ func (r *run) restoreAndCheck(ctx context.Context, client pg.Client, ref catalog
 		_ = cw.CloseWithError(errOr(err, io.EOF))
 		downloaded <- err
 	}()
+	// The table of contents heads the archive: read first (and replayed to pg_restore),
+	// it says what to leave out as a restored copy does.
+	var head bytes.Buffer
+	list, lerr := r.restoreList(io.TeeReader(pr, &head), scratch)
+	if list != "" {
+		defer os.Remove(list)
+	}
 	// pg_restore may stop reading early (it failed): the rest still goes to the
 	// counter and the hash, so the object is judged whole.
-	rerr := r.pgRestore(ctx, client, scratch, struct{ io.Reader }{pr})
+	var rerr error
+	if lerr == nil {
+		rerr = r.pgRestore(ctx, client, scratch, list, struct{ io.Reader }{io.MultiReader(&head, pr)})
+	}
 	_, _ = io.Copy(io.Discard, pr)
 	derr := <-downloaded
 	count := <-counted
+	if lerr != nil {
+		return nil, lerr // this machine's fault, not the backup's
+	}
 	fig.ArchiveBytes = raw.Bytes()
 
 	var failures []string
@@ -336,9 +350,49 @@ func errOr(err, fallback error) error {
 	return fallback
 }
 
-func (r *run) pgRestore(ctx context.Context, client pg.Client, scratch string, stdin io.Reader) error {
+// restoreList reads the archive's table of contents from head and writes the
+// pg_restore --use-list file of every entry but those a restored copy leaves out
+// (pg.LeftOutOfCopies, as initrestore does), in the archive's order. An unreadable
+// table of contents gives no list: pg_restore then reads everything, and fails on
+// what it cannot read.
+func (r *run) restoreList(head io.Reader, scratch string) (string, error) {
+	toc, err := pg.ReadTOC(head)
+	if err != nil {
+		r.log.Info("table of contents not read; restoring every entry", "error", err.Error())
+		return "", nil
+	}
+	var b strings.Builder
+	var left []string
+	for _, e := range toc {
+		entry := pg.ListEntry(e)
+		if _, out := pg.LeftOutOfCopies(entry); out {
+			left = append(left, strings.TrimSpace(entry))
+			continue
+		}
+		fmt.Fprintf(&b, "%d;\n", e.ID)
+	}
+	if len(left) == 0 {
+		return "", nil
+	}
+	r.log.Info("archive entries a restored copy leaves out", "entries", left)
+	f, err := os.CreateTemp("", scratch+"-*.list")
+	if err != nil {
+		return "", exitcode.Wrap(ExitUnexpected, fmt.Errorf("writing the restore list: %w", err))
+	}
+	defer f.Close()
+	if _, err := f.WriteString(b.String()); err != nil {
+		return f.Name(), exitcode.Wrap(ExitUnexpected, fmt.Errorf("writing the restore list: %w", err))
+	}
+	return f.Name(), f.Close()
+}
+
+func (r *run) pgRestore(ctx context.Context, client pg.Client, scratch, list string, stdin io.Reader) error {
 	conn := r.cfg.admin(scratch)
-	cmd := pg.CommandContext(ctx, client, conn, RestoreArgs(scratch)...)
+	args := RestoreArgs(scratch)
+	if list != "" {
+		args = append(args, "--use-list="+list)
+	}
+	cmd := pg.CommandContext(ctx, client, conn, args...)
 	cmd.Stdin = stdin
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -399,3 +399,32 @@ func TestVerifyWithoutProductionTablespace(t *testing.T) {
 		t.Fatalf("verdict %q, failures %q, figures %+v", res.Verdict, res.Failures, res.Figures)
 	}
 }
+
+// TestVerifyLeavesOutWhatCopiesDo: a backup holding an event trigger and a publication
+// FOR ALL TABLES (both a superuser's) verifies with an administrator that is not a
+// superuser, leaving them out as initrestore does.
+func TestVerifyLeavesOutWhatCopiesDo(t *testing.T) {
+	src := fixture.NewSource(t, 15, "verify_left_out", fixture.Tiny)
+	src.PG.Exec(t, src.Database,
+		`CREATE FUNCTION public.audita_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'ddl'; END $$`,
+		`CREATE EVENT TRIGGER audita ON ddl_command_end EXECUTE FUNCTION public.audita_ddl()`,
+		`COMMENT ON EVENT TRIGGER audita IS 'auditoria'`,
+		`CREATE PUBLICATION todas FOR ALL TABLES`)
+	t.Cleanup(func() {
+		src.PG.Exec(t, src.Database, "DROP EVENT TRIGGER IF EXISTS audita", "DROP PUBLICATION IF EXISTS todas")
+	})
+	admin := testenv.RandomName("verificador_")
+	src.PG.CreateRole(t, admin, "senha-verificador")
+	src.PG.Exec(t, "postgres", "ALTER ROLE "+admin+" CREATEDB")
+	setEnv(t, src, "file://"+t.TempDir())
+	backupOf(t)
+	t.Setenv("DATABASE_ADMIN_USER", admin)
+	t.Setenv("DATABASE_ADMIN_PASSWORD", "senha-verificador")
+	res, err := runVerify(t, t.Context())
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if res.Verdict != verify.VerdictPassed || len(res.Failures) != 0 {
+		t.Fatalf("verdict %q, failures %q", res.Verdict, res.Failures)
+	}
+}

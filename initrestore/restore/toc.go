@@ -161,18 +161,6 @@ func tocEntry(line string) string {
 	return f[3]
 }
 
-// noEventTriggers is why an archive's event triggers are not restored. Only a
-// superuser creates one, and the administrator must not: its function is restored as
-// the application role's (--no-owner), which could then rewrite it to run with the
-// rights of whoever runs DDL in the database, the administrator's masking included.
-const noEventTriggers = "only a superuser creates an event trigger, and its function would be the application role's to rewrite: not restored"
-
-// noReplication is why an archive's publications and subscriptions are not restored:
-// they are production's logical replication, and a restored copy is neither a source
-// nor a replica of anything (a publication FOR ALL TABLES, or any subscription, also
-// needs a superuser).
-const noReplication = "production's logical replication; a restored copy publishes and subscribes to nothing: not restored"
-
 // PlanTOC decides, entry by entry, who restores what:
 //   - EXTENSION entries: the administrator creates DATABASE_EXTENSIONS beforehand, in
 //     the schema the entry names; the entry goes to Definitions;
@@ -181,10 +169,8 @@ const noReplication = "production's logical replication; a restored copy publish
 //   - the public schema's comment: the application role does not own public (the
 //     bootstrap superuser does on PostgreSQL 12, the database owner, still the
 //     administrator, on 15): the administrator applies it;
-//   - event triggers, their comments and security labels: not restored
-//     (noEventTriggers);
-//   - publications and subscriptions, their tables, comments and security labels: not
-//     restored (noReplication).
+//   - event triggers, publications and subscriptions, with their comments and security
+//     labels: not restored (pg.LeftOutOfCopies).
 func PlanTOC(list string) TOCPlan {
 	var keep, defs strings.Builder
 	var p TOCPlan
@@ -206,14 +192,11 @@ func PlanTOC(list string) TOCPlan {
 		case strings.HasPrefix(e, "COMMENT - SCHEMA public "):
 			defs.WriteString(line + "\n")
 			p.Skipped = append(p.Skipped, "COMMENT SCHEMA public (applied by the administrator)")
-		case strings.HasPrefix(e, "EVENT TRIGGER - "), strings.HasPrefix(e, "COMMENT - EVENT TRIGGER "),
-			strings.HasPrefix(e, "SECURITY LABEL - EVENT TRIGGER "):
-			p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+noEventTriggers+")")
-		case strings.HasPrefix(e, "PUBLICATION "), strings.HasPrefix(e, "COMMENT - PUBLICATION "),
-			strings.HasPrefix(e, "SECURITY LABEL - PUBLICATION "), strings.HasPrefix(e, "SUBSCRIPTION "),
-			strings.HasPrefix(e, "COMMENT - SUBSCRIPTION "), strings.HasPrefix(e, "SECURITY LABEL - SUBSCRIPTION "):
-			p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+noReplication+")")
 		default:
+			if why, left := pg.LeftOutOfCopies(e); left {
+				p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+why+")")
+				continue
+			}
 			keep.WriteString(line + "\n")
 		}
 	}
