@@ -265,9 +265,6 @@ func lockKey(database string) int64 {
 	return int64(binary.BigEndian.Uint64(h[:8]))
 }
 
-// lock takes the database's advisory lock for the rest of the session (the process);
-// unlock releases it before the process ends, and the end of the connection does if
-// the process is killed.
 // unlock releases the restore lock before the connection closes: the server frees a
 // closed session's locks only once its backend has exited, a moment after the process
 // has, and a pod started right after (or a test) would find the lock still held.
@@ -280,6 +277,9 @@ func (r *run) unlock(ctx context.Context) {
 	}
 }
 
+// lock takes the database's advisory lock for the rest of the session (the process);
+// unlock releases it before the process ends, and the end of the connection does if
+// the process is killed.
 func (r *run) lock(ctx context.Context) error {
 	key := lockKey(r.cfg.Database)
 	start := time.Now()

@@ -21,17 +21,17 @@ const (
 // postgres") is one a restored copy leaves out, and why: event triggers, publications
 // and subscriptions, with their comments and security labels.
 func LeftOutOfCopies(entry string) (why string, left bool) {
-	for _, on := range []string{"", "COMMENT - ", "SECURITY LABEL - "} {
-		rest, ok := strings.CutPrefix(entry, on)
-		if !ok {
-			continue
+	object := entry // what a comment or a security label is on, or the entry itself
+	for _, on := range []string{"COMMENT - ", "SECURITY LABEL - "} {
+		if rest, ok := strings.CutPrefix(entry, on); ok {
+			object = rest
 		}
-		switch {
-		case on == "" && strings.HasPrefix(rest, "EVENT TRIGGER - "), on != "" && strings.HasPrefix(rest, "EVENT TRIGGER "):
-			return NoEventTriggers, true
-		case strings.HasPrefix(rest, "PUBLICATION "), strings.HasPrefix(rest, "SUBSCRIPTION "):
-			return NoReplication, true
-		}
+	}
+	switch {
+	case strings.HasPrefix(object, "EVENT TRIGGER "):
+		return NoEventTriggers, true
+	case strings.HasPrefix(object, "PUBLICATION "), strings.HasPrefix(object, "SUBSCRIPTION "):
+		return NoReplication, true
 	}
 	return "", false
 }
