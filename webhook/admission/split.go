@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // The splitting of a JSON document Diff has validated: an object's members and an
@@ -117,12 +118,13 @@ func skipSpace(v []byte, i int) int {
 	return i
 }
 
-// unquote is the JSON string s decoded; without escapes, a copy of its bytes.
+// unquote is the JSON string s decoded as encoding/json does: without escapes and in
+// valid UTF-8, a copy of its bytes; otherwise each invalid byte becomes U+FFFD.
 func unquote(s []byte) (string, bool) {
 	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(s, '\\') < 0 {
+	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
 		return string(s[1 : len(s)-1]), true
 	}
 	var out string

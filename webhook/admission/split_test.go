@@ -19,6 +19,7 @@ func TestSplit(t *testing.T) {
 			"the last of a repeated name":   {`{"a":1,"a":[2]}`, map[string]string{"a": `[2]`}},
 			"scalars of every kind":         {`{"n":-1.5e3,"t":true,"f":false,"z":null,"s":""}`, map[string]string{"n": `-1.5e3`, "t": `true`, "f": `false`, "z": `null`, "s": `""`}},
 			"strings holding JSON's syntax": {`{"a":"[{,:}]","b":"\\"}`, map[string]string{"a": `"[{,:}]"`, "b": `"\\"`}},
+			"a name not in UTF-8":           {"{\"\xff\":null,\"a\xc3\":1}", map[string]string{"\ufffd": `null`, "a\ufffd": `1`}},
 		}
 		for name, tc := range cases {
 			t.Run(name, func(t *testing.T) {
@@ -67,6 +68,7 @@ func FuzzSplit(f *testing.F) {
 	f.Add(`{,:}`)
 	f.Add(`[,,]`)
 	f.Add(`{"a`)
+	f.Add("{\"\xff\":null}")
 	f.Fuzz(func(t *testing.T, in string) {
 		m, _ := members([]byte(in))
 		l := elements([]byte(in))
