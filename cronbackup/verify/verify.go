@@ -278,17 +278,22 @@ func (r *run) restoreAndCheck(ctx context.Context, client pg.Client, ref catalog
 		downloaded <- err
 	}()
 	// The table of contents heads the archive: read first (and replayed to pg_restore),
-	// it says what to leave out as a restored copy does.
+	// it says what to leave out as a restored copy does, and what to restore first.
 	var head bytes.Buffer
-	list, lerr := r.restoreList(io.TeeReader(pr, &head), scratch)
-	if list != "" {
-		defer os.Remove(list)
-	}
+	lists, lerr := r.restoreLists(io.TeeReader(pr, &head), scratch)
+	defer lists.remove()
 	// pg_restore may stop reading early (it failed): the rest still goes to the
 	// counter and the hash, so the object is judged whole.
 	var rerr error
-	if lerr == nil {
-		rerr = r.pgRestore(ctx, client, scratch, list, struct{ io.Reader }{io.MultiReader(&head, pr)})
+	if lerr == nil && lists.early != "" {
+		// The definitions that depend on no table, from the head alone; then the
+		// functions' search paths are pinned, as initrestore does.
+		if rerr = r.pgRestore(ctx, client, scratch, lists.early, struct{ io.Reader }{bytes.NewReader(head.Bytes())}); rerr == nil {
+			lerr = r.pinSearchPaths(ctx, scratch)
+		}
+	}
+	if lerr == nil && rerr == nil {
+		rerr = r.pgRestore(ctx, client, scratch, lists.rest, struct{ io.Reader }{io.MultiReader(&head, pr)})
 	}
 	_, _ = io.Copy(io.Discard, pr)
 	derr := <-downloaded
@@ -350,18 +355,35 @@ func errOr(err, fallback error) error {
 	return fallback
 }
 
-// restoreList reads the archive's table of contents from head and writes the
-// pg_restore --use-list file of every entry but those a restored copy leaves out
-// (pg.LeftOutOfCopies, as initrestore does), in the archive's order. An unreadable
-// table of contents gives no list: pg_restore then reads everything, and fails on
-// what it cannot read.
-func (r *run) restoreList(head io.Reader, scratch string) (string, error) {
+// restoreLists are pg_restore --use-list files: early, when set, the definitions that
+// depend on no table (pg.EarlyDefinitions), to restore before the rest; rest, when
+// set, every other entry but those a restored copy leaves out.
+type restoreLists struct{ early, rest string }
+
+func (l restoreLists) remove() {
+	for _, f := range []string{l.early, l.rest} {
+		if f != "" {
+			_ = os.Remove(f)
+		}
+	}
+}
+
+// restoreLists reads the archive's table of contents from head and writes the lists,
+// in the archive's order, leaving out what a restored copy leaves out
+// (pg.LeftOutOfCopies, as initrestore does). With nothing to leave out and nothing to
+// restore first, or an unreadable table of contents, there are none: pg_restore then
+// reads everything, and fails on what it cannot read.
+func (r *run) restoreLists(head io.Reader, scratch string) (restoreLists, error) {
 	toc, err := pg.ReadTOC(head)
 	if err != nil {
 		r.log.Info("table of contents not read; restoring every entry", "error", err.Error())
-		return "", nil
+		return restoreLists{}, nil
 	}
-	var b strings.Builder
+	isEarly := map[int]bool{}
+	for _, id := range pg.EarlyDefinitions(toc) {
+		isEarly[id] = true
+	}
+	var early, rest strings.Builder
 	var left []string
 	for _, e := range toc {
 		entry := pg.ListEntry(e)
@@ -369,21 +391,57 @@ func (r *run) restoreList(head io.Reader, scratch string) (string, error) {
 			left = append(left, strings.TrimSpace(entry))
 			continue
 		}
-		fmt.Fprintf(&b, "%d;\n", e.ID)
+		if isEarly[e.ID] {
+			fmt.Fprintf(&early, "%d;\n", e.ID)
+		} else {
+			fmt.Fprintf(&rest, "%d;\n", e.ID)
+		}
 	}
-	if len(left) == 0 {
-		return "", nil
+	if len(left) > 0 {
+		r.log.Info("archive entries a restored copy leaves out", "entries", left)
 	}
-	r.log.Info("archive entries a restored copy leaves out", "entries", left)
+	var lists restoreLists
+	if early.Len() > 0 && rest.Len() > 0 {
+		if lists.early, err = writeList(scratch, early.String()); err != nil {
+			return lists, err
+		}
+	} else {
+		rest.WriteString(early.String())
+		if len(left) == 0 {
+			return lists, nil
+		}
+	}
+	lists.rest, err = writeList(scratch, rest.String())
+	return lists, err
+}
+
+func writeList(scratch, list string) (string, error) {
 	f, err := os.CreateTemp("", scratch+"-*.list")
 	if err != nil {
 		return "", exitcode.Wrap(ExitUnexpected, fmt.Errorf("writing the restore list: %w", err))
 	}
 	defer f.Close()
-	if _, err := f.WriteString(b.String()); err != nil {
+	if _, err := f.WriteString(list); err != nil {
 		return f.Name(), exitcode.Wrap(ExitUnexpected, fmt.Errorf("writing the restore list: %w", err))
 	}
 	return f.Name(), f.Close()
+}
+
+// pinSearchPaths pins the functions restored so far in the scratch database to the
+// search path the administrator's sessions start with (pg.PinSearchPaths). The
+// scratch database is dropped after the count, pins and all.
+func (r *run) pinSearchPaths(ctx context.Context, scratch string) error {
+	conn, err := r.cfg.admin(scratch).Connect(ctx)
+	if err != nil {
+		return exitcode.Wrap(ExitDatabase, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	p, err := pg.PinSearchPaths(ctx, conn, r.cfg.AdminUser)
+	if err != nil {
+		return exitcode.Wrap(ExitDatabase, err)
+	}
+	r.log.Info("functions pinned to the search path for the restore", "functions", len(p.OIDs), "searchPath", p.Path)
+	return nil
 }
 
 func (r *run) pgRestore(ctx context.Context, client pg.Client, scratch, list string, stdin io.Reader) error {

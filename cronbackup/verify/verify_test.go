@@ -428,3 +428,30 @@ func TestVerifyLeavesOutWhatCopiesDo(t *testing.T) {
 		t.Fatalf("verdict %q, failures %q", res.Verdict, res.Failures)
 	}
 }
+
+// TestVerifyWithUnqualifiedFunctions: a backup whose index, generated column and CHECK
+// constraint call a function naming unaccent without its schema verifies (pg_restore's
+// empty search_path failed it: "function unaccent(unknown, text) does not exist").
+func TestVerifyWithUnqualifiedFunctions(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			src := fixture.NewSource(t, major, "verify_unqualified", fixture.Tiny)
+			src.PG.Exec(t, src.Database, "SET ROLE "+src.User,
+				`CREATE FUNCTION sem_acento(text) RETURNS text IMMUTABLE STRICT LANGUAGE sql AS $$ SELECT unaccent('unaccent', $1) $$`,
+				`CREATE TABLE buscas (id int PRIMARY KEY, termo text CHECK (sem_acento(termo) <> ''),
+					normalizado text GENERATED ALWAYS AS (sem_acento(termo)) STORED)`,
+				`CREATE INDEX ON buscas (sem_acento(termo))`,
+				`INSERT INTO buscas (id, termo) SELECT g, 'ação ' || g FROM generate_series(1, 100) g`)
+			t.Cleanup(func() { src.PG.Exec(t, src.Database, "DROP TABLE buscas", "DROP FUNCTION sem_acento(text)") })
+			setEnv(t, src, "file://"+t.TempDir())
+			backupOf(t)
+			res, err := runVerify(t, t.Context())
+			if err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			if res.Verdict != verify.VerdictPassed || len(res.Failures) != 0 {
+				t.Fatalf("verdict %q, failures %q", res.Verdict, res.Failures)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -78,6 +79,9 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 		if err := r.checkStatistics(ctx); err != nil {
 			return Record{}, err
 		}
+	}
+	if err := r.unpinSearchPaths(ctx); err != nil {
+		return Record{}, err
 	}
 
 	rec := Record{Object: ref.key, SourceNamespace: act.SourceNamespace, RestoredAt: time.Now().UTC(),
@@ -225,6 +229,11 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 		if err := g.Wait(); err != nil {
 			return err
 		}
+		if slices.ContainsFunc(stage, func(run RestoreRun) bool { return run.PinAfter }) {
+			if err := r.pinSearchPaths(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -281,9 +290,10 @@ func (r *run) index(path string) {
 	r.log.Info("archive not indexed; pg_restore will scan it", "error", err.Error())
 }
 
-func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef) error {
-	// The table of contents heads the archive: reading it reads only the head.
-	_, list, err := r.toc(ctx, client, archiveInput{head: func(ctx context.Context) (io.Reader, func(), error) {
+// head opens the object anew and returns its decompressed stream, to be read as far
+// as its head (the table of contents), and what ends the download.
+func (r *run) head(ref backupRef) func(ctx context.Context) (io.Reader, func(), error) {
+	return func(ctx context.Context) (io.Reader, func(), error) {
 		hctx, cancel := context.WithCancel(ctx)
 		rc, _, err := r.store.Open(hctx, ref.key)
 		if err != nil {
@@ -297,9 +307,33 @@ func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef)
 			return nil, nil, exitcode.Wrap(ExitVerify, fmt.Errorf("%q is not a gzip stream: %w", ref.key, err))
 		}
 		return gz, func() { cancel(); _ = gz.Close(); _ = rc.Close() }, nil
-	}})
+	}
+}
+
+func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef) error {
+	// The table of contents heads the archive: reading it reads only the head.
+	head := r.head(ref)
+	text, list, err := r.toc(ctx, client, archiveInput{head: head})
 	if err != nil {
 		return err
+	}
+	if early, rest := r.splitStreamed(ctx, head, text); early != nil {
+		// The definitions that depend on no table come from the head alone; then the
+		// functions are pinned, and the stream restores the rest.
+		if err := r.restoreHead(ctx, client, head, SubList(text, early)); err != nil {
+			_ = os.Remove(list)
+			return err
+		}
+		if err := r.pinSearchPaths(ctx); err != nil {
+			_ = os.Remove(list)
+			return err
+		}
+		restList, err := r.writeList(SubList(text, rest))
+		_ = os.Remove(list)
+		if err != nil {
+			return err
+		}
+		list = restList
 	}
 
 	pr, pw := io.Pipe()
@@ -322,6 +356,45 @@ func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef)
 		return rerr
 	}
 	return derr
+}
+
+// splitStreamed is SplitEarly of the archive whose head opens, with the restore list
+// text; nil when the table of contents cannot be read (a restore in one run, as
+// before, that costs only the pins).
+func (r *run) splitStreamed(ctx context.Context, head func(context.Context) (io.Reader, func(), error), text string) (early, rest []int) {
+	rd, done, err := head(ctx)
+	if err == nil {
+		var toc []pg.TOCEntry
+		toc, err = pg.ReadTOC(rd)
+		done()
+		if err == nil {
+			listed := map[int]bool{}
+			for _, id := range ListIDs(text) {
+				listed[id] = true
+			}
+			return SplitEarly(toc, listed)
+		}
+	}
+	r.log.Info("table of contents not read; restoring in one run", "error", err.Error())
+	return nil, nil
+}
+
+// restoreHead restores the entries of list (definitions only: they need no data) from
+// the head of the object.
+func (r *run) restoreHead(ctx context.Context, client pg.Client, head func(context.Context) (io.Reader, func(), error), list string) error {
+	path, err := r.writeList(list)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	rd, done, err := head(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	// pg_restore stops reading after the table of contents: a plain Reader (no
+	// WriteTo) lets exec treat the broken pipe as the normal end it is.
+	return r.pgRestore(ctx, client, path, "", struct{ io.Reader }{rd}, RestoreRun{Name: "functions and types", Jobs: 1}, 1)
 }
 
 // RestoreArgs are pg_restore's arguments: no owners, grants or tablespaces from the

@@ -36,6 +36,9 @@ type RestoreRun struct {
 	// Tables are the tables whose data the big tables' run loads, analyzed as soon as
 	// it ends when nothing is to be masked (analyzeEarly).
 	Tables []TableName
+	// PinAfter: the run creates the functions that depend on no table, whose search
+	// paths are pinned once its stage ends (pg.EarlyDefinitions).
+	PinAfter bool
 }
 
 // TableName is a table's schema and name, unquoted.
@@ -83,21 +86,60 @@ func (s Stage) jobs() int {
 // Otherwise the definitions in one serial run, then data and post-data in one parallel
 // run.
 //
+// When the archive has functions that depend on no table, a first serial run creates
+// them, with the other definitions that depend on no table (SplitEarly), and the
+// restore pins their search paths before the plan's runs restore the rest
+// (pg.EarlyDefinitions says why: a CHECK constraint inlines its function when it is
+// created, so the tables come after the pins). The single run at wal_level=minimal
+// still creates its tables, so still loads them without WAL.
+//
 // Measured on PostgreSQL 12 (durable, wal_level=replica), 3,000 tables with a primary
 // key and two indexes each, a few hundred rows in one in ten and two of 200 and 800
 // thousand rows, 2 cores, 4 jobs, medians of 4 alternating series: definitions in two
 // runs then one -j4 pass 16.0 s; plan 2 with two serial runs 14.9 s.
 func PlanSpooled(toc []pg.TOCEntry, listed map[int]bool, archiveSize int64, jobs int, walMinimal bool) []Stage {
+	var plan []Stage
 	if jobs <= 1 || walMinimal {
-		return []Stage{{{Name: "archive", Jobs: max(jobs, 1)}}}
+		plan = []Stage{{{Name: "archive", Jobs: max(jobs, 1)}}}
+	} else if split, ok := splitTables(toc, listed, archiveSize, jobs); ok {
+		plan = split
+	} else {
+		plan = []Stage{
+			{{Name: "definitions", Sections: []string{"pre-data"}, Jobs: 1}},
+			{{Name: "data and indexes", Sections: []string{"data", "post-data"}, Jobs: jobs}},
+		}
 	}
-	if plan, ok := splitTables(toc, listed, archiveSize, jobs); ok {
-		return plan
+	if early, rest := SplitEarly(toc, listed); early != nil {
+		return earlyFirst(plan, early, rest)
 	}
-	return []Stage{
-		{{Name: "definitions", Sections: []string{"pre-data"}, Jobs: 1}},
-		{{Name: "data and indexes", Sections: []string{"data", "post-data"}, Jobs: jobs}},
+	return plan
+}
+
+// earlyFirst is plan after a first run of the early definitions, which pins the
+// functions' search paths after it; the runs of plan restore the rest.
+func earlyFirst(plan []Stage, early, rest []int) []Stage {
+	isEarly := make(map[int]bool, len(early))
+	for _, id := range early {
+		isEarly[id] = true
 	}
+	out := []Stage{{{Name: "functions and types", IDs: early, Jobs: 1, PinAfter: true}}}
+	for _, stage := range plan {
+		var runs Stage
+		for _, run := range stage {
+			if run.IDs == nil {
+				run.IDs = rest
+			} else {
+				run.IDs = slices.DeleteFunc(slices.Clone(run.IDs), func(id int) bool { return isEarly[id] })
+			}
+			if len(run.IDs) > 0 {
+				runs = append(runs, run)
+			}
+		}
+		if len(runs) > 0 {
+			out = append(out, runs)
+		}
+	}
+	return out
 }
 
 // placement of an entry in splitTables.
@@ -376,6 +418,33 @@ func describe(plan []Stage) []string {
 		out = append(out, strings.Join(runs, " | "))
 	}
 	return out
+}
+
+// SplitEarly is the listed dump ids of the definitions that depend on no table
+// (pg.EarlyDefinitions), and the other listed ids, each in the archive's order; nil
+// and nil when there is no function among the former, or nothing after them.
+func SplitEarly(toc []pg.TOCEntry, listed map[int]bool) (early, rest []int) {
+	ids := pg.EarlyDefinitions(toc)
+	if ids == nil {
+		return nil, nil
+	}
+	isEarly := make(map[int]bool, len(ids))
+	for _, id := range ids {
+		isEarly[id] = true
+	}
+	for _, e := range toc {
+		switch {
+		case !listed[e.ID]:
+		case isEarly[e.ID]:
+			early = append(early, e.ID)
+		default:
+			rest = append(rest, e.ID)
+		}
+	}
+	if early == nil || rest == nil {
+		return nil, nil
+	}
+	return early, rest
 }
 
 // ListIDs are the dump ids a pg_restore --use-list file names ("208; 1259 16667 TABLE

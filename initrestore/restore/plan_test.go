@@ -86,8 +86,8 @@ func TestPlanSpooled(t *testing.T) {
 	toc := erpTOC(200)
 	listed := listedAll(toc, 1, 304)
 	plan := restore.PlanSpooled(toc, listed, archiveEnd(toc), 4, false)
-	if len(plan) != 3 {
-		t.Fatalf("%d stages, want 3: %v", len(plan), plan)
+	if len(plan) != 4 {
+		t.Fatalf("%d stages, want 4: %v", len(plan), plan)
 	}
 	// where: dump id → stage and run.
 	type at struct{ stage, run int }
@@ -119,13 +119,18 @@ func TestPlanSpooled(t *testing.T) {
 			t.Errorf("entry %d, not listed, restored in %v", id, w)
 		}
 	}
-	// Stage 1: what depends on no table, and the big table's definition.
-	if got, want := plan[0], (restore.Stage{{Name: "definitions", IDs: []int{2, 3, 4, 100, 101}, Jobs: 1}}); !cmp.Equal(got, want) {
+	// Stage 0: what depends on no table, the function among it; its search path is
+	// pinned after it.
+	if got, want := plan[0], (restore.Stage{{Name: "functions and types", IDs: []int{2, 3, 4}, Jobs: 1, PinAfter: true}}); !cmp.Equal(got, want) {
+		t.Errorf("stage 0 = %+v, want %+v", got, want)
+	}
+	// Stage 1: the big table's definition.
+	if got, want := plan[1], (restore.Stage{{Name: "definitions", IDs: []int{100, 101}, Jobs: 1}}); !cmp.Equal(got, want) {
 		t.Errorf("stage 1 = %+v, want %+v", got, want)
 	}
 	// Stage 2: the big table's data and index in a run of half the jobs, the small
 	// tables in serial runs for the other half.
-	side := plan[1]
+	side := plan[2]
 	if len(side) != 3 || side[0].Name != "big tables" || side[0].Jobs != 2 || !cmp.Equal(side[0].IDs, []int{102, 103}) ||
 		!cmp.Equal(side[0].Tables, []restore.TableName{{Schema: "public", Name: "sc6010"}}) {
 		t.Fatalf("stage 2 = %+v", side)
@@ -140,7 +145,7 @@ func TestPlanSpooled(t *testing.T) {
 	for i := range 200 {
 		id := 1000 + 10*i
 		for _, e := range []int{id + 1, id + 2, id + 3, id + 4, id + 5} {
-			if where[e] != where[id] || where[id].stage != 1 {
+			if where[e] != where[id] || where[id].stage != 2 {
 				t.Errorf("entry %d in %v, its table %d in %v", e, where[e], id, where[id])
 			}
 		}
@@ -154,7 +159,7 @@ func TestPlanSpooled(t *testing.T) {
 		t.Errorf("the view's tables in %v and %v", where[1010], where[1020])
 	}
 	// Stage 3: what ties tables of different runs, or none, with every job.
-	last := plan[2]
+	last := plan[3]
 	if len(last) != 1 || last[0].Jobs != 4 {
 		t.Fatalf("stage 3 = %+v", last)
 	}
@@ -172,12 +177,17 @@ func TestPlanSpooled(t *testing.T) {
 }
 
 func TestPlanSpooledWithoutSplit(t *testing.T) {
-	toc := erpTOC(200)
+	// Without function 4, the only function is over a table's row type: nothing to
+	// create first (TestPlanSpooledFunctionsFirst).
+	noFunction := func(toc []pg.TOCEntry) []pg.TOCEntry {
+		return slices.DeleteFunc(toc, func(e pg.TOCEntry) bool { return e.ID == 4 })
+	}
+	toc := noFunction(erpTOC(200))
 	defs := []restore.Stage{
 		{{Name: "definitions", Sections: []string{"pre-data"}, Jobs: 1}},
 		{{Name: "data and indexes", Sections: []string{"data", "post-data"}, Jobs: 4}},
 	}
-	noOffsets := erpTOC(200)
+	noOffsets := noFunction(erpTOC(200))
 	for i := range noOffsets {
 		noOffsets[i].DataOffset = 0
 	}
@@ -190,7 +200,7 @@ func TestPlanSpooledWithoutSplit(t *testing.T) {
 		"one job":                      {toc, 1, false, []restore.Stage{{{Name: "archive", Jobs: 1}}}},
 		"wal_level=minimal":            {toc, 4, true, []restore.Stage{{{Name: "archive", Jobs: 4}}}},
 		"table of contents unread":     {nil, 4, false, defs},
-		"few tables":                   {erpTOC(10), 4, false, defs},
+		"few tables":                   {noFunction(erpTOC(10)), 4, false, defs},
 		"no data offsets":              {noOffsets, 4, false, defs},
 		"every table tied to the next": {withData(chain(100)), 4, false, defs},
 	} {
@@ -200,6 +210,63 @@ func TestPlanSpooledWithoutSplit(t *testing.T) {
 				t.Errorf("PlanSpooled (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestPlanSpooledFunctionsFirst: with a function that depends on no table, every plan
+// starts with a serial run of the definitions that depend on no table, pinning after
+// it, and its other runs restore the rest.
+func TestPlanSpooledFunctionsFirst(t *testing.T) {
+	// The schema, a type, a sequence, the function and an extension.
+	early := []int{1, 2, 3, 4, 304}
+	first := restore.Stage{{Name: "functions and types", IDs: early, Jobs: 1, PinAfter: true}}
+	for name, c := range map[string]struct {
+		toc        []pg.TOCEntry
+		jobs       int
+		walMinimal bool
+	}{
+		"one job":           {erpTOC(200), 1, false},
+		"wal_level=minimal": {erpTOC(200), 4, true},
+		"few tables":        {erpTOC(10), 4, false},
+		"tables split":      {erpTOC(200), 4, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			listed := listedAll(c.toc)
+			plan := restore.PlanSpooled(c.toc, listed, archiveEnd(c.toc), c.jobs, c.walMinimal)
+			if len(plan) < 2 || !cmp.Equal(plan[0], first) {
+				t.Fatalf("PlanSpooled = %+v, want it to start with %+v", plan, first)
+			}
+			// An entry of no section goes with the one before it, as for --section.
+			section := map[int]string{}
+			in := "pre-data"
+			for _, e := range c.toc {
+				if e.Section != none {
+					in = map[int]string{pre: "pre-data", data: "data", post: "post-data"}[e.Section]
+				}
+				section[e.ID] = in
+			}
+			restored := map[int]int{}
+			for _, stage := range plan {
+				for _, run := range stage {
+					if run.IDs == nil || run.PinAfter != (run.Name == "functions and types") {
+						t.Errorf("run %+v: every run names its entries, and only the first pins", run)
+					}
+					for _, id := range run.IDs {
+						if run.Sections == nil || slices.Contains(run.Sections, section[id]) {
+							restored[id]++
+						}
+					}
+				}
+			}
+			for id := range listed {
+				if restored[id] != 1 {
+					t.Errorf("entry %d restored %d times, want once", id, restored[id])
+				}
+			}
+		})
+	}
+	if plan := restore.PlanSpooled(nil, nil, 0, 1, false); len(plan) != 1 {
+		t.Errorf("table of contents unread: %+v, want one run of everything", plan)
 	}
 }
 
@@ -289,7 +356,7 @@ func shapes() []string {
 			fmt.Sprintf(`CREATE INDEX ON erp.t%02d (v)`, i),
 			fmt.Sprintf(`INSERT INTO erp.t%02d (c) SELECT '111.222.333-44' FROM generate_series(1, %d)`, i, i%7))
 	}
-	return append(q,
+	q = append(q,
 		`CREATE VIEW erp.juntas AS SELECT a.id, b.v FROM erp.t01 a JOIN erp.t02 b USING (id)`,
 		`CREATE FUNCTION erp.rotulo(r erp.t03) RETURNS text LANGUAGE sql AS $$ SELECT r.v || r.c $$`,
 		`CREATE TABLE erp.notas (id int, emitida date NOT NULL) PARTITION BY RANGE (emitida)`,
@@ -325,6 +392,24 @@ func shapes() []string {
 		`INSERT INTO erp.anexos SELECT g, lo_from_bytea(0, convert_to(repeat('<nfe n="' || g || '"/>', 2000), 'UTF8')) FROM generate_series(1, 3) g`,
 		`DO $$ BEGIN EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', (SELECT xml FROM erp.anexos WHERE id = 1), 'nota 1'); END $$`,
 	)
+	return append(q, unqualifiedFunctions("erp.t07", "v")...)
+}
+
+// unqualifiedFunctions is an accent-insensitive search over table's column as
+// Portuguese databases have it: a function that names unaccent (in public) without its
+// schema, called by an index, a generated column, a CHECK constraint and a
+// materialized view; and a function that sets its own search path.
+func unqualifiedFunctions(table, column string) []string {
+	return []string{
+		`CREATE FUNCTION sem_acento(text) RETURNS text IMMUTABLE STRICT PARALLEL SAFE LANGUAGE sql AS $$ SELECT unaccent('unaccent', $1) $$`,
+		`CREATE FUNCTION rotulo_sem_acento(text) RETURNS text IMMUTABLE LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$ BEGIN RETURN lower(unaccent($1)); END $$`,
+		`ALTER TABLE ` + table + ` ADD COLUMN busca text GENERATED ALWAYS AS (sem_acento(` + column + `)) STORED`,
+		`ALTER TABLE ` + table + ` ADD CONSTRAINT sem_acento_valido CHECK (sem_acento(` + column + `) IS NOT NULL)`,
+		`UPDATE ` + table + ` SET ` + column + ` = 'Ação'`,
+		`CREATE INDEX busca_sem_acento ON ` + table + ` (sem_acento(` + column + `))`,
+		`CREATE INDEX rotulo_sem_acento ON ` + table + ` (rotulo_sem_acento(` + column + `))`,
+		`CREATE MATERIALIZED VIEW rotulos AS SELECT DISTINCT rotulo_sem_acento(` + column + `) AS r, sem_acento(` + column + `) AS s FROM ` + table,
+	}
 }
 
 // TestSplitRestoreEveryShape: a database of the shapes above restores, its tables split

@@ -148,6 +148,8 @@ type run struct {
 	store storage.Store
 	// analyzed: the tables analyzeEarly has analyzed.
 	analyzed analyzedSet
+	// pinned: the functions pinSearchPaths pinned, until unpinSearchPaths.
+	pinned pg.Pinned
 }
 
 // State is what the server says about the target database.
