@@ -649,3 +649,73 @@ func restoreBothWays(t *testing.T, src *fixture.Source, url string, check func(t
 		})
 	}
 }
+
+// escala is production code that makes a table's owner a superuser when it runs with a
+// superuser's rights, even after a SET ROLE (it resets the role).
+const escala = `CREATE FUNCTION escala(tabela oid) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN
+	RESET ROLE;
+	IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+		EXECUTE format('ALTER ROLE %I SUPERUSER', (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = tabela));
+	END IF;
+	RETURN true; END $$`
+
+// TestProductionCodeRunsWithoutAdministratorRights: production's functions, run by
+// pg_restore (a CHECK constraint at each row) or by the masking (a trigger its UPDATE
+// fires), run as the application role logged in as the restorer, and RESET ROLE takes
+// them no higher. Before, pg_restore and the masking ran in the administrator's
+// sessions, and the application role came out a superuser (with it, a reader of every
+// database on the server). The restorer is gone once the run is.
+func TestProductionCodeRunsWithoutAdministratorRights(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		for name, c := range map[string]struct {
+			code     []string
+			restores bool // the CHECK's RESET ROLE leaves pg_restore's session the restorer's: the restore fails
+		}{
+			"a CHECK constraint": {[]string{escala, `ALTER TABLE pessoas ADD CONSTRAINT escala CHECK (escala('pessoas'::regclass))`}, false},
+			"a trigger the masking fires": {[]string{escala,
+				`CREATE FUNCTION audita() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM escala(TG_RELID); RETURN NEW; END $$`,
+				`CREATE TRIGGER audita BEFORE UPDATE ON pessoas FOR EACH ROW EXECUTE PROCEDURE audita()`}, true},
+		} {
+			t.Run(fmt.Sprintf("PostgreSQL %d/%s", major, name), func(t *testing.T) {
+				src := customSource(t, major, nil, append(slices.Clone(people), c.code...))
+				url := "file://" + t.TempDir()
+				writeCronbackup(t, src, url, prodNS)
+				tg := newTarget(t, src.PG, url, "cliente-dev", prodNS)
+				tg.env["ENVIRONMENT"] = "internal-dev"
+				_, logs, err := tg.run(t, map[string]string{"RESTORE_MASKING_SQL": writeFile(t, "UPDATE pessoas SET nome = 'Pessoa ' || (id % 3), cpf = lpad((id % 3)::text, 11, '0');")})
+				if c.restores && err != nil {
+					t.Fatal(err)
+				}
+				if !c.restores && exitcode.Of(err, 0) != restore.ExitRestore {
+					t.Fatalf("exit %d (%v), want %d", exitcode.Of(err, 0), err, restore.ExitRestore)
+				}
+				if !strings.Contains(logs, `"msg":"restorer dropped"`) {
+					t.Errorf("the log does not say the restorer was dropped:\n%s", logs)
+				}
+				var super bool
+				var restorers, databases int
+				if err := tg.pg.Connect(t, "postgres").QueryRow(t.Context(), `SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = $1),
+					(SELECT count(*) FROM pg_roles WHERE rolname LIKE 'smartbackup\_restorer\_%'), (SELECT count(*) FROM pg_database WHERE datname LIKE $2)`,
+					tg.user, tg.db+"%").Scan(&super, &restorers, &databases); err != nil {
+					t.Fatal(err)
+				}
+				if super || restorers != 0 {
+					t.Errorf("application role superuser: %v (want false); %d restorer roles left (want 0)", super, restorers)
+				}
+				if !c.restores {
+					if databases != 0 {
+						t.Errorf("%d databases left, want none", databases)
+					}
+					return
+				}
+				var masked int
+				if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT count(*) FROM pessoas WHERE nome LIKE 'Pessoa %'`).Scan(&masked); err != nil {
+					t.Fatal(err)
+				}
+				if masked != 3000 {
+					t.Errorf("%d rows masked, want 3000", masked)
+				}
+			})
+		}
+	}
+}

@@ -48,6 +48,9 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 			if err := r.dropDatabase(context.WithoutCancel(ctx), temp); err != nil {
 				r.log.Error(err, "could not drop the temporary database; the next run will", "temporary", temp)
 			}
+			if err := r.dropRestorer(context.WithoutCancel(ctx)); err != nil {
+				r.log.Error(err, "could not drop the restorer; the next run will")
+			}
 		}
 	}()
 
@@ -82,6 +85,9 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 	}
 	if err := r.unpinSearchPaths(ctx); err != nil {
 		return Record{}, err
+	}
+	if err := r.dropRestorer(ctx); err != nil {
+		return Record{}, exitcode.Wrap(ExitRestore, err)
 	}
 
 	rec := Record{Object: ref.key, SourceNamespace: act.SourceNamespace, RestoredAt: time.Now().UTC(),
@@ -217,7 +223,7 @@ func (r *run) loadSpooled(ctx context.Context, client pg.Client, ref backupRef) 
 		g, gctx := errgroup.WithContext(ctx)
 		for _, run := range stage {
 			g.Go(func() error {
-				if err := r.restoreRun(gctx, client, text, list, f.Name(), run, stage.jobs()); err != nil {
+				if err := r.restoreRun(gctx, client, text, list, f.Name(), run); err != nil {
 					return err
 				}
 				if len(run.Tables) > 0 && r.cfg.MaskingSQL == "" {
@@ -257,9 +263,9 @@ func (r *run) readTOC(archive string) ([]pg.TOCEntry, int64) {
 }
 
 // restoreRun is one run of a plan: pg_restore of the whole list (at path list, text
-// its content), or of the entries the run names, with sessionJobs the connections of
+// its content), or of the entries the run names.
 // its stage in all.
-func (r *run) restoreRun(ctx context.Context, client pg.Client, text, list, archive string, run RestoreRun, sessionJobs int) error {
+func (r *run) restoreRun(ctx context.Context, client pg.Client, text, list, archive string, run RestoreRun) error {
 	if run.IDs != nil {
 		path, err := r.writeList(SubList(text, run.IDs))
 		if err != nil {
@@ -268,7 +274,7 @@ func (r *run) restoreRun(ctx context.Context, client pg.Client, text, list, arch
 		defer os.Remove(path)
 		list = path
 	}
-	return r.pgRestore(ctx, client, list, archive, nil, run, sessionJobs)
+	return r.pgRestore(ctx, client, list, archive, nil, run)
 }
 
 // index writes the data offsets pg_dump could not write into a piped archive, so the
@@ -343,7 +349,7 @@ func (r *run) loadStreamed(ctx context.Context, client pg.Client, ref backupRef)
 		_ = pw.CloseWithError(err)
 		downloaded <- err
 	}()
-	rerr := r.pgRestore(ctx, client, list, "", pr, RestoreRun{Name: "archive", Jobs: 1}, 1)
+	rerr := r.pgRestore(ctx, client, list, "", pr, RestoreRun{Name: "archive", Jobs: 1})
 	_ = os.Remove(list)
 	_ = pr.CloseWithError(errors.New("pg_restore ended"))
 	derr := <-downloaded
@@ -394,7 +400,7 @@ func (r *run) restoreHead(ctx context.Context, client pg.Client, head func(conte
 	defer done()
 	// pg_restore stops reading after the table of contents: a plain Reader (no
 	// WriteTo) lets exec treat the broken pipe as the normal end it is.
-	return r.pgRestore(ctx, client, path, "", struct{ io.Reader }{rd}, RestoreRun{Name: "functions and types", Jobs: 1}, 1)
+	return r.pgRestore(ctx, client, path, "", struct{ io.Reader }{rd}, RestoreRun{Name: "functions and types", Jobs: 1})
 }
 
 // RestoreArgs are pg_restore's arguments: no owners, grants or tablespaces from the
@@ -426,24 +432,28 @@ func RestoreArgs(database, role, list, archive string, run RestoreRun) []string 
 // commit is synchronous (swap sets it) and so flushes every record before it; a crash
 // before that leaves only the temporary database, which the next run drops.
 //
-// With several connections (--jobs, or runs side by side) the index builds already run
-// side by side, one per connection: the server's own parallel index build (PostgreSQL 11 and later) would start more processes than
-// there are cores and slow them all (measured on 2 cores, 1 GB: 6.8 s instead of
-// 7.3 s).
-func RestoreSessionOptions(serverMajor, connections int) string {
-	opts := "-c synchronous_commit=off"
-	if connections > 1 && serverMajor >= 11 {
+// No parallel workers (max_parallel_maintenance_workers, PostgreSQL 11 and later, for
+// index builds; max_parallel_workers_per_gather for a materialized view's query): a
+// parallel worker needs CONNECT on the database for the role it acts as, and the
+// application role has none on the temporary database until the swap (only the
+// restorer may connect; see restorer.go). With several connections (--jobs, or runs
+// side by side) the index builds run side by side anyway, one per connection, and the
+// server's own parallel builds on top would start more processes than there are cores
+// and slow them all (measured on 2 cores, 1 GB: 6.8 s instead of 7.3 s); a single
+// connection (streamed, or RESTORE_JOBS=1) builds each index in one process.
+func RestoreSessionOptions(serverMajor int) string {
+	opts := "-c synchronous_commit=off -c max_parallel_workers_per_gather=0"
+	if serverMajor >= 11 {
 		opts += " -c max_parallel_maintenance_workers=0"
 	}
 	return opts
 }
 
-// pgRestore runs pg_restore; sessionJobs is the connections open side by side in all
-// (this run's and those of the runs beside it).
-func (r *run) pgRestore(ctx context.Context, client pg.Client, list, archive string, stdin io.Reader, run RestoreRun, sessionJobs int) error {
-	conn := r.cfg.admin(r.cfg.Database + tempSuffix)
+// pgRestore runs pg_restore, logged in as the restorer.
+func (r *run) pgRestore(ctx context.Context, client pg.Client, list, archive string, stdin io.Reader, run RestoreRun) error {
+	conn := r.restorerConn()
 	cmd := pg.CommandContext(ctx, client, conn, RestoreArgs(conn.Database, r.cfg.User, list, archive, run)...)
-	cmd.Env = append(cmd.Env, "PGOPTIONS="+RestoreSessionOptions(r.serverMajor(), sessionJobs))
+	cmd.Env = append(cmd.Env, "PGOPTIONS="+RestoreSessionOptions(r.serverMajor()))
 	cmd.Stdin = stdin
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -277,7 +277,8 @@ func readMasking(path string) (string, error) {
 
 // mask runs the masking SQL inside the restored database, before anything reads it
 // (ANALYZE included: statistics would copy unmasked values into pg_statistic). It runs
-// as one implicit transaction: all of it or none.
+// as one implicit transaction: all of it or none, as the application role logged in as
+// the restorer; conn, the administrator's, then counts the large objects left.
 func (r *run) mask(ctx context.Context, conn *pgx.Conn) error {
 	sql, err := readMasking(r.cfg.MaskingSQL)
 	if err != nil {
@@ -285,7 +286,15 @@ func (r *run) mask(ctx context.Context, conn *pgx.Conn) error {
 	}
 	start := time.Now()
 	r.log.Info("masking started", "file", r.cfg.MaskingSQL, "bytes", len(sql))
-	if _, err := conn.Exec(ctx, sql); err != nil {
+	// As the application role, logged in as the restorer: the masking's UPDATEs fire
+	// production's triggers and call its functions, which must not run with the
+	// administrator's rights.
+	restorer, err := r.asRestorer(ctx)
+	if err != nil {
+		return err
+	}
+	defer restorer.Close(context.WithoutCancel(ctx))
+	if _, err := restorer.Exec(ctx, sql); err != nil {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("running the masking SQL %q: %w", r.cfg.MaskingSQL, pg.RedactServerError(err)))
 	}
 	r.log.Info("masking done", "file", r.cfg.MaskingSQL, "duration", time.Since(start).Round(time.Millisecond).String())

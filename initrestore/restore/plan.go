@@ -48,15 +48,6 @@ type TableName struct{ Schema, Name string }
 // another.
 type Stage []RestoreRun
 
-// jobs is the connections a stage's runs open in all.
-func (s Stage) jobs() int {
-	n := 0
-	for _, r := range s {
-		n += r.Jobs
-	}
-	return n
-}
-
 // PlanSpooled is how a spooled archive is restored with jobs connections: toc is its
 // table of contents (nil when unreadable), listed the dump ids the restore list keeps,
 // archiveSize its size in bytes.

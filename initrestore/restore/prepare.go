@@ -41,7 +41,13 @@ func (r *run) prepare(ctx context.Context, st State) error {
 	if err := r.dropDatabase(ctx, temp); err != nil {
 		return exitcode.Wrap(ExitRestore, err)
 	}
+	if err := r.dropRestorer(ctx); err != nil {
+		return exitcode.Wrap(ExitRestore, err)
+	}
 	if err := r.createTemp(ctx, temp); err != nil {
+		return exitcode.Wrap(ExitRestore, err)
+	}
+	if err := r.createRestorer(ctx, temp); err != nil {
 		return exitcode.Wrap(ExitRestore, err)
 	}
 	r.log.Info("temporary database created", "temporary", temp, "encoding", r.cfg.Codepage, "locale", r.cfg.Locale,
@@ -51,8 +57,8 @@ func (r *run) prepare(ctx context.Context, st State) error {
 
 // createTemp creates the temporary database owned by the administrator, with CONNECT
 // revoked from PUBLIC: until the swap hands it over, nobody but the administrator
-// (and pg_restore, which connects as the administrator and creates the objects as
-// the application role) can open it, so a killed run leaves nothing unmasked the
+// (and the restorer, see restorer.go, which pg_restore and the masking log in as) can
+// open it, so a killed run leaves nothing unmasked the
 // application role can read. The application role may create schemas in it, and
 // objects in public (PostgreSQL 15 gives public to the database's owner).
 func (r *run) createTemp(ctx context.Context, temp string) error {

@@ -150,6 +150,9 @@ type run struct {
 	analyzed analyzedSet
 	// pinned: the functions pinSearchPaths pinned, until unpinSearchPaths.
 	pinned pg.Pinned
+	// restorerPassword: the restorer's (restorer.go), from createRestorer to
+	// dropRestorer.
+	restorerPassword string
 }
 
 // State is what the server says about the target database.

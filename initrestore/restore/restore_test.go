@@ -877,17 +877,16 @@ func TestPlanTOC(t *testing.T) {
 
 func TestRestoreSessionOptions(t *testing.T) {
 	tests := []struct {
-		major, connections int
-		want               string
+		major int
+		want  string
 	}{
-		{12, 1, "-c synchronous_commit=off"},
-		{12, 2, "-c synchronous_commit=off -c max_parallel_maintenance_workers=0"},
-		{17, 4, "-c synchronous_commit=off -c max_parallel_maintenance_workers=0"},
-		{10, 4, "-c synchronous_commit=off"}, // no max_parallel_maintenance_workers before 11: the session would not start
+		{12, "-c synchronous_commit=off -c max_parallel_workers_per_gather=0 -c max_parallel_maintenance_workers=0"},
+		{17, "-c synchronous_commit=off -c max_parallel_workers_per_gather=0 -c max_parallel_maintenance_workers=0"},
+		{10, "-c synchronous_commit=off -c max_parallel_workers_per_gather=0"}, // no max_parallel_maintenance_workers before 11: the session would not start
 	}
 	for _, tc := range tests {
-		if got := restore.RestoreSessionOptions(tc.major, tc.connections); got != tc.want {
-			t.Errorf("RestoreSessionOptions(%d, %d) = %q, want %q", tc.major, tc.connections, got, tc.want)
+		if got := restore.RestoreSessionOptions(tc.major); got != tc.want {
+			t.Errorf("RestoreSessionOptions(%d) = %q, want %q", tc.major, got, tc.want)
 		}
 	}
 }
