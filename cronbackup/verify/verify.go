@@ -6,12 +6,15 @@
 //  2. find the latest backup by initrestore's rule (internal/catalog), with its manifest;
 //  3. drop a scratch database <db>__verify a killed run left, then create it anew,
 //     owned by the admin, CONNECT revoked from PUBLIC: no application role can open it;
-//  4. stream the object, checked against the manifest's size and sha256, into a
-//     single pg_restore --exit-on-error as the admin, counting the archive on the way;
+//     and the verifier, a login role of the run (verifier.go);
+//  4. stream the object, checked against the manifest's size and sha256, into
+//     pg_restore --exit-on-error, counting the archive on the way: the schemas and
+//     extensions as the admin, the rest as the verifier (lists.go);
 //  5. compare with what the backup recorded: pg_restore's exit, the table-of-contents
 //     entries, the number of tables and every table's rows (exact counts of the dumped
 //     stream, see cronbackup backup);
-//  6. drop the scratch database, on success, on failure and on cancellation alike;
+//  6. drop the scratch database and the verifier, on success, on failure and on
+//     cancellation alike;
 //  7. write NS/database_<ts>.verify.json beside the backup: verdict, duration and
 //     figures, never a row's content.
 //
@@ -27,12 +30,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/smartbackup/smartbackup/internal/catalog"
 	"github.com/smartbackup/smartbackup/internal/contract"
@@ -142,13 +145,20 @@ func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 	if err := r.dropScratch(ctx, scratch, "stale"); err != nil {
 		return Result{}, err
 	}
+	if err := r.dropVerifier(ctx, scratch); err != nil {
+		return Result{}, err
+	}
 	dropped := false
 	defer func() {
 		if !dropped {
 			_ = r.dropScratch(ctx, scratch, "after the verification")
+			_ = r.dropVerifier(ctx, scratch)
 		}
 	}()
 	if err := r.createScratch(ctx, scratch, m.Encoding); err != nil {
+		return Result{}, err
+	}
+	if err := r.createVerifier(ctx, scratch); err != nil {
 		return Result{}, err
 	}
 
@@ -161,6 +171,8 @@ func Run(ctx context.Context, log logr.Logger, cfg Config) (Result, error) {
 	// 6. Drop.
 	if err := r.dropScratch(ctx, scratch, "after the verification"); err != nil {
 		log.Error(err, "could not drop the scratch database; the next verification will", "scratch", scratch)
+	} else if err := r.dropVerifier(ctx, scratch); err != nil {
+		log.Error(err, "could not drop the verifier; the next verification will", "scratch", scratch)
 	} else {
 		dropped = true
 	}
@@ -187,6 +199,8 @@ type run struct {
 	cfg   Config
 	log   logr.Logger
 	store storage.Store
+	// verifierPassword: the verifier's (verifier.go), from createVerifier on.
+	verifierPassword string
 }
 
 // dropTimeout bounds the drop of the scratch database, also after a cancellation.
@@ -241,10 +255,10 @@ func (r *run) createScratch(ctx context.Context, name, encoding string) error {
 	return nil
 }
 
-// RestoreArgs are pg_restore's arguments: into the scratch database as the admin (the
-// connection from the environment), no owners, grants or tablespaces from the dump
-// (the verifying server need not have production's), stop at the first error, the
-// archive on standard input.
+// RestoreArgs are pg_restore's arguments: into the scratch database (as the verifier,
+// or the admin for the schemas and extensions, the connection from the environment),
+// no owners, grants or tablespaces from the dump (the verifying server need not have
+// production's), stop at the first error, the archive on standard input.
 func RestoreArgs(database string) []string {
 	return []string{"--dbname=" + database, "--no-owner", "--no-acl", "--no-tablespaces", "--exit-on-error", "--verbose"}
 }
@@ -285,15 +299,23 @@ func (r *run) restoreAndCheck(ctx context.Context, client pg.Client, ref catalog
 	// pg_restore may stop reading early (it failed): the rest still goes to the
 	// counter and the hash, so the object is judged whole.
 	var rerr error
-	if lerr == nil && lists.early != "" {
+	fromHead := func() io.Reader { return struct{ io.Reader }{bytes.NewReader(head.Bytes())} }
+	if lerr == nil && lists.admin != "" {
+		// The schemas and extensions, as the admin, from the head alone (they hold no
+		// production code); the verifier may then create in the schemas.
+		if rerr = r.pgRestore(ctx, client, scratch, lists.admin, fromHead(), true); rerr == nil {
+			lerr = r.grantSchemas(ctx, scratch, lists.schemas)
+		}
+	}
+	if lerr == nil && rerr == nil && lists.early != "" {
 		// The definitions that depend on no table, from the head alone; then the
 		// functions' search paths are pinned, as initrestore does.
-		if rerr = r.pgRestore(ctx, client, scratch, lists.early, struct{ io.Reader }{bytes.NewReader(head.Bytes())}); rerr == nil {
+		if rerr = r.pgRestore(ctx, client, scratch, lists.early, fromHead(), false); rerr == nil {
 			lerr = r.pinSearchPaths(ctx, scratch)
 		}
 	}
 	if lerr == nil && rerr == nil {
-		rerr = r.pgRestore(ctx, client, scratch, lists.rest, struct{ io.Reader }{io.MultiReader(&head, pr)})
+		rerr = r.pgRestore(ctx, client, scratch, lists.rest, struct{ io.Reader }{io.MultiReader(&head, pr)}, false)
 	}
 	_, _ = io.Copy(io.Discard, pr)
 	derr := <-downloaded
@@ -355,88 +377,16 @@ func errOr(err, fallback error) error {
 	return fallback
 }
 
-// restoreLists are pg_restore --use-list files: early, when set, the definitions that
-// depend on no table (pg.EarlyDefinitions), to restore before the rest; rest, when
-// set, every other entry but those a restored copy leaves out.
-type restoreLists struct{ early, rest string }
-
-func (l restoreLists) remove() {
-	for _, f := range []string{l.early, l.rest} {
-		if f != "" {
-			_ = os.Remove(f)
-		}
-	}
-}
-
-// restoreLists reads the archive's table of contents from head and writes the lists,
-// in the archive's order, leaving out what a restored copy leaves out
-// (pg.LeftOutOfCopies, as initrestore does). With nothing to leave out and nothing to
-// restore first, or an unreadable table of contents, there are none: pg_restore then
-// reads everything, and fails on what it cannot read.
-func (r *run) restoreLists(head io.Reader, scratch string) (restoreLists, error) {
-	toc, err := pg.ReadTOC(head)
-	if err != nil {
-		r.log.Info("table of contents not read; restoring every entry", "error", err.Error())
-		return restoreLists{}, nil
-	}
-	isEarly := map[int]bool{}
-	for _, id := range pg.EarlyDefinitions(toc) {
-		isEarly[id] = true
-	}
-	var early, rest strings.Builder
-	var left []string
-	for _, e := range toc {
-		entry := pg.ListEntry(e)
-		if _, out := pg.LeftOutOfCopies(entry); out {
-			left = append(left, strings.TrimSpace(entry))
-			continue
-		}
-		if isEarly[e.ID] {
-			fmt.Fprintf(&early, "%d;\n", e.ID)
-		} else {
-			fmt.Fprintf(&rest, "%d;\n", e.ID)
-		}
-	}
-	if len(left) > 0 {
-		r.log.Info("archive entries a restored copy leaves out", "entries", left)
-	}
-	var lists restoreLists
-	if early.Len() > 0 && rest.Len() > 0 {
-		if lists.early, err = writeList(scratch, early.String()); err != nil {
-			return lists, err
-		}
-	} else {
-		rest.WriteString(early.String())
-		if len(left) == 0 {
-			return lists, nil
-		}
-	}
-	lists.rest, err = writeList(scratch, rest.String())
-	return lists, err
-}
-
-func writeList(scratch, list string) (string, error) {
-	f, err := os.CreateTemp("", scratch+"-*.list")
-	if err != nil {
-		return "", exitcode.Wrap(ExitUnexpected, fmt.Errorf("writing the restore list: %w", err))
-	}
-	defer f.Close()
-	if _, err := f.WriteString(list); err != nil {
-		return f.Name(), exitcode.Wrap(ExitUnexpected, fmt.Errorf("writing the restore list: %w", err))
-	}
-	return f.Name(), f.Close()
-}
-
-// pinSearchPaths pins the functions restored so far in the scratch database to the
-// search path the administrator's sessions start with (pg.PinSearchPaths). The
+// pinSearchPaths pins the verifier's functions restored so far in the scratch
+// database to the search path its sessions start with (pg.PinSearchPaths). The
 // scratch database is dropped after the count, pins and all.
 func (r *run) pinSearchPaths(ctx context.Context, scratch string) error {
-	conn, err := r.cfg.admin(scratch).Connect(ctx)
+	conn, err := r.asVerifier(ctx, scratch)
 	if err != nil {
-		return exitcode.Wrap(ExitDatabase, err)
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	p, err := pg.PinSearchPaths(ctx, conn, r.cfg.AdminUser)
+	p, err := pg.PinSearchPaths(ctx, conn, verifierName(scratch))
 	if err != nil {
 		return exitcode.Wrap(ExitDatabase, err)
 	}
@@ -444,8 +394,29 @@ func (r *run) pinSearchPaths(ctx context.Context, scratch string) error {
 	return nil
 }
 
-func (r *run) pgRestore(ctx context.Context, client pg.Client, scratch, list string, stdin io.Reader) error {
-	conn := r.cfg.admin(scratch)
+// unforceRowSecurity turns off FORCE ROW LEVEL SECURITY on the tables the verifier
+// owns, so that counting them counts every row and runs no policy.
+func unforceRowSecurity(ctx context.Context, conn *pgx.Conn) error {
+	rows, _ := conn.Query(ctx, `SELECT format('ALTER TABLE %I.%I NO FORCE ROW LEVEL SECURITY', n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relforcerowsecurity AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)`)
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err == nil && len(stmts) > 0 {
+		_, err = conn.Exec(ctx, strings.Join(stmts, ";\n"))
+	}
+	if err != nil {
+		return exitcode.Wrap(ExitDatabase, fmt.Errorf("turning off forced row security to count: %w", pg.RedactServerError(err)))
+	}
+	return nil
+}
+
+// pgRestore runs pg_restore of list (everything when empty), logged in as the
+// verifier, or as the admin when asAdmin.
+func (r *run) pgRestore(ctx context.Context, client pg.Client, scratch, list string, stdin io.Reader, asAdmin bool) error {
+	conn := r.verifierConn(scratch)
+	if asAdmin {
+		conn = r.cfg.admin(scratch)
+	}
 	args := RestoreArgs(scratch)
 	if list != "" {
 		args = append(args, "--use-list="+list)
@@ -460,7 +431,7 @@ func (r *run) pgRestore(ctx context.Context, client pg.Client, scratch, list str
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting pg_restore: %w", err)
 	}
-	r.log.Info("pg_restore started", "scratch", scratch)
+	r.log.Info("pg_restore started", "scratch", scratch, "as", conn.User)
 	pg.LogLines(r.log, "pg_restore", stderr)
 	if err := cmd.Wait(); err != nil {
 		return pg.ExitError("pg_restore", err)
@@ -476,13 +447,17 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
 AND n.nspname NOT LIKE 'pg\_temp\_%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
 
 // compare counts the restored database's tables and every recorded table's rows, as
-// the admin, and returns what differs from the manifest.
+// the verifier (their owner: row security does not apply once no table forces it on
+// its owner), and returns what differs from the manifest.
 func (r *run) compare(ctx context.Context, scratch string, m *layout.Manifest, inArchive map[string]int64, fig *Figures) ([]string, error) {
-	conn, err := r.cfg.admin(scratch).Connect(ctx)
+	conn, err := r.asVerifier(ctx, scratch)
 	if err != nil {
-		return nil, exitcode.Wrap(ExitDatabase, err)
+		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if err := unforceRowSecurity(ctx, conn); err != nil {
+		return nil, err
+	}
 	if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&fig.DatabaseBytes); err != nil {
 		return nil, exitcode.Wrap(ExitDatabase, fmt.Errorf("reading the scratch database's size: %w", pg.RedactServerError(err)))
 	}

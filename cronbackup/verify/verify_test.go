@@ -415,7 +415,7 @@ func TestVerifyLeavesOutWhatCopiesDo(t *testing.T) {
 	})
 	admin := testenv.RandomName("verificador_")
 	src.PG.CreateRole(t, admin, "senha-verificador")
-	src.PG.Exec(t, "postgres", "ALTER ROLE "+admin+" CREATEDB")
+	src.PG.Exec(t, "postgres", "ALTER ROLE "+admin+" CREATEDB CREATEROLE")
 	setEnv(t, src, "file://"+t.TempDir())
 	backupOf(t)
 	t.Setenv("DATABASE_ADMIN_USER", admin)
@@ -443,15 +443,59 @@ func TestVerifyWithUnqualifiedFunctions(t *testing.T) {
 				`CREATE INDEX ON buscas (sem_acento(termo))`,
 				`INSERT INTO buscas (id, termo) SELECT g, 'ação ' || g FROM generate_series(1, 100) g`)
 			t.Cleanup(func() { src.PG.Exec(t, src.Database, "DROP TABLE buscas", "DROP FUNCTION sem_acento(text)") })
-			setEnv(t, src, "file://"+t.TempDir())
-			backupOf(t)
-			res, err := runVerify(t, t.Context())
-			if err != nil {
-				t.Fatalf("verify: %v", err)
+			backupVerifies(t, src)
+		})
+	}
+}
+
+// TestVerifyRunsProductionCodeWithoutAdminRights: production's functions that a
+// restore runs, a CHECK constraint's at each row and an index expression's (as the
+// table's owner), run as the verifier, not as the admin: before, the admin owned what
+// pg_restore created and ran them, and this one made a role of the server a
+// superuser. The verifier is gone afterwards; the backup verifies.
+func TestVerifyRunsProductionCodeWithoutAdminRights(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			src := fixture.NewSource(t, major, "verify_escalation", fixture.Tiny)
+			victim := testenv.RandomName("vitima_")
+			src.PG.Exec(t, "postgres", "CREATE ROLE "+victim+" NOLOGIN")
+			src.PG.Exec(t, src.Database, "SET ROLE "+src.User,
+				`CREATE FUNCTION escala(t text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN
+					IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE `+victim+` SUPERUSER'; END IF;
+					RETURN t; END $$`,
+				// An index's function must be immutable; one that calls escala escalates all the same.
+				`CREATE FUNCTION imutavel(t text) RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN RETURN escala(t); END $$`,
+				`CREATE TABLE marcas (id int PRIMARY KEY, nome text CHECK (escala(nome) IS NOT NULL))`,
+				`CREATE INDEX ON marcas (imutavel(nome))`,
+				`INSERT INTO marcas SELECT g, 'marca ' || g FROM generate_series(1, 50) g`)
+			t.Cleanup(func() {
+				src.PG.Exec(t, src.Database, "DROP TABLE marcas", "DROP FUNCTION imutavel(text)", "DROP FUNCTION escala(text)")
+				src.PG.Exec(t, "postgres", "DROP ROLE "+victim)
+			})
+			backupVerifies(t, src)
+			var super bool
+			var verifiers int
+			if err := src.PG.Connect(t, "postgres").QueryRow(t.Context(), `SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = $1),
+				(SELECT count(*) FROM pg_roles WHERE rolname LIKE 'smartbackup\_verifier\_%')`, victim).Scan(&super, &verifiers); err != nil {
+				t.Fatal(err)
 			}
-			if res.Verdict != verify.VerdictPassed || len(res.Failures) != 0 {
-				t.Fatalf("verdict %q, failures %q", res.Verdict, res.Failures)
+			if super || verifiers != 0 {
+				t.Errorf("%s superuser: %v (want false); %d verifier roles left (want 0)", victim, super, verifiers)
 			}
 		})
+	}
+}
+
+// backupVerifies backs src up and verifies the backup, which must pass.
+func backupVerifies(t *testing.T, src *fixture.Source) {
+	t.Helper()
+	setEnv(t, src, "file://"+t.TempDir())
+	backupOf(t)
+	res, err := runVerify(t, t.Context())
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if res.Verdict != verify.VerdictPassed || len(res.Failures) != 0 {
+		t.Fatalf("verdict %q, failures %q", res.Verdict, res.Failures)
 	}
 }

@@ -172,7 +172,7 @@ func (r *run) dropStalePrevious(ctx context.Context) error {
 // environment, as a SCRAM verifier. An administrator that is not a superuser is made a
 // member, so pg_restore --role can create objects owned by the application role.
 func (r *run) ensureRole(ctx context.Context) error {
-	verifier, err := scramVerifier(r.cfg.Password)
+	verifier, err := pg.ScramVerifier(r.cfg.Password)
 	if err != nil {
 		return err
 	}

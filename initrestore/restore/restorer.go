@@ -2,10 +2,6 @@ package restore
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -14,79 +10,38 @@ import (
 	"github.com/smartbackup/smartbackup/internal/pg"
 )
 
-// The restorer is a login role of one run, made for the code of production's database
-// to run as. pg_restore evaluates production's functions (a CHECK constraint or a
-// generated column at each row, a trigger the masking's UPDATEs fire), and a function
-// runs with the rights of the session that calls it. In a session the administrator
-// logged in to, SET ROLE is no boundary: the function can RESET ROLE, and did (a
-// production trigger made the application role a superuser during the masking, and,
-// with it, a reader of every other customer's database on the server). The restorer
-// logs in itself, may only connect to the temporary database, and is a member of the
-// application role without inheriting its rights, so pg_restore and the masking act
-// as the application role (SET ROLE) and cannot reach higher. Its password is random,
-// lives in this process only, and the role is dropped before the swap; a killed run's
-// restorer is dropped by the next run, as its temporary database is.
+// restorerName is the restorer's name for the database: the run role (see
+// pg.CreateRunRole) pg_restore and the masking log in as, acting as the application
+// role from it, so that production's code they run (a CHECK constraint's function at
+// each row, a trigger the masking fires) reaches no higher; in the administrator's
+// session it had made the application role a superuser. Dropped before the swap; a
+// killed run's by the next run.
+func restorerName(database string) string { return pg.RunRoleName("smartbackup_restorer_", database) }
 
-// restorerName is the restorer's name for the database: the same in every run, so
-// the next run finds a killed run's, and distinct per database on the server.
-func restorerName(database string) string {
-	sum := sha256.Sum256([]byte(database))
-	return "smartbackup_restorer_" + hex.EncodeToString(sum[:8])
-}
-
-// createRestorer creates the restorer, allowed to connect to the temporary database
-// only.
+// createRestorer creates the restorer, a member of the application role, allowed to
+// connect to the temporary database only.
 func (r *run) createRestorer(ctx context.Context, temp string) error {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return fmt.Errorf("making the restorer's password: %w", err)
-	}
-	password := base64.RawURLEncoding.EncodeToString(secret)
-	verifier, err := scramVerifier(password)
+	name := restorerName(r.cfg.Database)
+	password, err := pg.CreateRunRole(ctx, r.admin, name, temp, r.cfg.User)
 	if err != nil {
 		return err
-	}
-	name := restorerName(r.cfg.Database)
-	if err := utility(ctx, r.admin, "CREATE ROLE %I LOGIN NOINHERIT PASSWORD %L IN ROLE %I", name, verifier, r.cfg.User); err != nil {
-		return fmt.Errorf("creating the restorer %q: %w", name, err)
-	}
-	if err := utility(ctx, r.admin, "GRANT CONNECT ON DATABASE %I TO %I", temp, name); err != nil {
-		return fmt.Errorf("letting the restorer %q connect to %q: %w", name, temp, err)
 	}
 	r.restorerPassword = password
 	r.log.Info("restorer created", "role", name, "actsAs", r.cfg.User, "until", "the swap")
 	return nil
 }
 
-// dropRestorer drops the restorer, if there is one, ending its sessions first. The
-// temporary database it could connect to is dropped or about to be swapped in.
+// dropRestorer drops the restorer, if there is one, ending its sessions first.
 func (r *run) dropRestorer(ctx context.Context) error {
 	name := restorerName(r.cfg.Database)
-	var exists bool
-	if err := r.admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", name).Scan(&exists); err != nil {
-		return fmt.Errorf("looking up the restorer %q: %w", name, pg.RedactServerError(err))
-	}
-	if !exists {
-		return nil
-	}
-	if _, err := r.admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name); err != nil {
-		return fmt.Errorf("ending the restorer's sessions: %w", pg.RedactServerError(err))
-	}
-	temp := r.cfg.Database + tempSuffix
-	var tempExists bool
-	if err := r.admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", temp).Scan(&tempExists); err != nil {
-		return fmt.Errorf("looking up %q: %w", temp, pg.RedactServerError(err))
-	}
-	if tempExists {
-		if err := utility(ctx, r.admin, "REVOKE CONNECT ON DATABASE %I FROM %I", temp, name); err != nil {
-			return fmt.Errorf("closing %q to the restorer: %w", temp, err)
-		}
-	}
-	if err := utility(ctx, r.admin, "DROP ROLE %I", name); err != nil {
-		return fmt.Errorf("dropping the restorer %q (did the masking SQL create objects after RESET ROLE?): %w", name, err)
+	dropped, err := pg.DropRunRole(ctx, r.admin, name, r.cfg.Database+tempSuffix)
+	if err != nil {
+		return fmt.Errorf("%w (did the masking SQL create objects after RESET ROLE?)", err)
 	}
 	r.restorerPassword = ""
-	r.log.Info("restorer dropped", "role", name)
+	if dropped {
+		r.log.Info("restorer dropped", "role", name)
+	}
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package restore
+package pg
 
 import (
 	"crypto/hmac"
@@ -11,10 +11,10 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// scramVerifier computes the SCRAM-SHA-256 verifier PostgreSQL stores for a password,
+// ScramVerifier computes the SCRAM-SHA-256 verifier PostgreSQL stores for a password,
 // as libpq's PQencryptPasswordConn does, so ALTER ROLE … PASSWORD never carries the
 // password itself: a server that logs statements logs only the verifier.
-func scramVerifier(password string) (string, error) {
+func ScramVerifier(password string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
