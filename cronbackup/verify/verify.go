@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/smartbackup/smartbackup/internal/catalog"
 	"github.com/smartbackup/smartbackup/internal/contract"
@@ -394,22 +393,6 @@ func (r *run) pinSearchPaths(ctx context.Context, scratch string) error {
 	return nil
 }
 
-// unforceRowSecurity turns off FORCE ROW LEVEL SECURITY on the tables the verifier
-// owns, so that counting them counts every row and runs no policy.
-func unforceRowSecurity(ctx context.Context, conn *pgx.Conn) error {
-	rows, _ := conn.Query(ctx, `SELECT format('ALTER TABLE %I.%I NO FORCE ROW LEVEL SECURITY', n.nspname, c.relname)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relforcerowsecurity AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)`)
-	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err == nil && len(stmts) > 0 {
-		_, err = conn.Exec(ctx, strings.Join(stmts, ";\n"))
-	}
-	if err != nil {
-		return exitcode.Wrap(ExitDatabase, fmt.Errorf("turning off forced row security to count: %w", pg.RedactServerError(err)))
-	}
-	return nil
-}
-
 // pgRestore runs pg_restore of list (everything when empty), logged in as the
 // verifier, or as the admin when asAdmin.
 func (r *run) pgRestore(ctx context.Context, client pg.Client, scratch, list string, stdin io.Reader, asAdmin bool) error {
@@ -455,8 +438,8 @@ func (r *run) compare(ctx context.Context, scratch string, m *layout.Manifest, i
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := unforceRowSecurity(ctx, conn); err != nil {
-		return nil, err
+	if _, err := pg.UnforceRowSecurity(ctx, conn); err != nil {
+		return nil, exitcode.Wrap(ExitDatabase, err)
 	}
 	if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&fig.DatabaseBytes); err != nil {
 		return nil, exitcode.Wrap(ExitDatabase, fmt.Errorf("reading the scratch database's size: %w", pg.RedactServerError(err)))

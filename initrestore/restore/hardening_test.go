@@ -79,15 +79,7 @@ func writeFile(t *testing.T, content string) string {
 func TestMaskingComesBeforeStatistics(t *testing.T) {
 	for _, major := range []int{12, 15} {
 		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
-			src := customSource(t, major, nil, people)
-			url := "file://" + t.TempDir()
-			writeCronbackup(t, src, url, prodNS)
-			tg := newTarget(t, src.PG, url, "cliente-dev", prodNS)
-			tg.env["ENVIRONMENT"] = "internal-dev"
-			mask := writeFile(t, "UPDATE pessoas SET nome = 'Pessoa ' || (id % 3), cpf = lpad((id % 3)::text, 11, '0');")
-			if _, _, err := tg.run(t, map[string]string{"RESTORE_MASKING_SQL": mask}); err != nil {
-				t.Fatal(err)
-			}
+			tg := maskedRestore(t, customSource(t, major, nil, people))
 			var stats string
 			err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT coalesce(string_agg(attname || ':' || coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, ''), ' '), '')
 				FROM pg_stats WHERE tablename = 'pessoas'`).Scan(&stats)
@@ -718,4 +710,45 @@ func TestProductionCodeRunsWithoutAdministratorRights(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestMaskingMasksRowsRowSecurityHides: a table that forces row security on its
+// owner, with a policy that shows a third of its rows, is masked whole (the masking
+// runs as the application role, its owner), and forces row security again after.
+func TestMaskingMasksRowsRowSecurityHides(t *testing.T) {
+	for _, major := range []int{12, 15} {
+		t.Run(fmt.Sprintf("PostgreSQL %d", major), func(t *testing.T) {
+			src := customSource(t, major, nil, append(slices.Clone(people),
+				`ALTER TABLE pessoas ENABLE ROW LEVEL SECURITY`, `ALTER TABLE pessoas FORCE ROW LEVEL SECURITY`,
+				`CREATE POLICY um_terco ON pessoas USING (id % 3 = 0)`))
+			// pg_dump refuses a table whose row security applies to the role dumping it.
+			src.PG.Exec(t, "postgres", "ALTER ROLE "+src.User+" BYPASSRLS")
+			tg := maskedRestore(t, src)
+			var unmasked int
+			var forced bool
+			// As the superuser, whom no policy narrows.
+			if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT (SELECT count(*) FROM pessoas WHERE nome NOT LIKE 'Pessoa %' OR cpf LIKE '%.%'),
+				(SELECT relforcerowsecurity FROM pg_class WHERE relname = 'pessoas')`).Scan(&unmasked, &forced); err != nil {
+				t.Fatal(err)
+			}
+			if unmasked != 0 || !forced {
+				t.Errorf("%d rows unmasked (want 0); row security forced: %v (want true)", unmasked, forced)
+			}
+		})
+	}
+}
+
+// maskedRestore backs src up and restores it into a new internal-dev database with
+// the masking of people, which must succeed.
+func maskedRestore(t *testing.T, src *fixture.Source) *target {
+	t.Helper()
+	url := "file://" + t.TempDir()
+	writeCronbackup(t, src, url, prodNS)
+	tg := newTarget(t, src.PG, url, "cliente-dev", prodNS)
+	tg.env["ENVIRONMENT"] = "internal-dev"
+	mask := writeFile(t, "UPDATE pessoas SET nome = 'Pessoa ' || (id % 3), cpf = lpad((id % 3)::text, 11, '0');")
+	if _, _, err := tg.run(t, map[string]string{"RESTORE_MASKING_SQL": mask}); err != nil {
+		t.Fatal(err)
+	}
+	return tg
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -79,4 +80,42 @@ func DropRunRole(ctx context.Context, conn *pgx.Conn, name, db string) (bool, er
 		return false, fmt.Errorf("dropping role %q: %w", name, err)
 	}
 	return true, nil
+}
+
+// UnforceRowSecurity turns FORCE ROW LEVEL SECURITY off on the current user's tables
+// that have it, so that the owner's statements see and change every row and run no
+// policy (a masking that updated only the rows a policy shows would leave the others
+// unmasked), and returns those tables, as quoted names, for ForceRowSecurity.
+func UnforceRowSecurity(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+	rows, _ := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relforcerowsecurity AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) ORDER BY 1`)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err == nil {
+		err = alterRowSecurity(ctx, conn, tables, "NO FORCE")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("turning off forced row security: %w", RedactServerError(err))
+	}
+	return tables, nil
+}
+
+// ForceRowSecurity turns FORCE ROW LEVEL SECURITY back on for tables.
+func ForceRowSecurity(ctx context.Context, conn *pgx.Conn, tables []string) error {
+	if err := alterRowSecurity(ctx, conn, tables, "FORCE"); err != nil {
+		return fmt.Errorf("forcing row security again: %w", RedactServerError(err))
+	}
+	return nil
+}
+
+func alterRowSecurity(ctx context.Context, conn *pgx.Conn, tables []string, how string) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, t := range tables {
+		fmt.Fprintf(&b, "ALTER TABLE %s %s ROW LEVEL SECURITY;\n", t, how)
+	}
+	_, err := conn.Exec(ctx, b.String())
+	return err
 }
