@@ -499,3 +499,19 @@ func backupVerifies(t *testing.T, src *fixture.Source) {
 		t.Fatalf("verdict %q, failures %q", res.Verdict, res.Failures)
 	}
 }
+
+// TestVerifyExtensionInItsOwnSchema: an extension in a schema of its own, which the
+// admin creates with the schema, and production's objects that use it in that schema
+// and elsewhere, restored by the verifier.
+func TestVerifyExtensionInItsOwnSchema(t *testing.T) {
+	src := fixture.NewSource(t, 12, "verify_extension_schema", fixture.Tiny)
+	src.PG.Exec(t, src.Database, "CREATE SCHEMA extensoes AUTHORIZATION "+src.User, "CREATE EXTENSION citext WITH SCHEMA extensoes",
+		"SET ROLE "+src.User,
+		`CREATE TABLE extensoes.apelidos (id int PRIMARY KEY, apelido extensoes.citext UNIQUE)`,
+		`CREATE TABLE emails (id int PRIMARY KEY, email extensoes.citext NOT NULL)`,
+		`CREATE INDEX ON emails (email)`,
+		`INSERT INTO emails SELECT g, 'Cliente' || g || '@Exemplo.com.br' FROM generate_series(1, 30) g`,
+		`INSERT INTO extensoes.apelidos VALUES (1, 'Zé')`)
+	t.Cleanup(func() { src.PG.Exec(t, src.Database, "DROP TABLE emails", "DROP SCHEMA extensoes CASCADE") })
+	backupVerifies(t, src)
+}
