@@ -57,6 +57,9 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 	if err := r.load(ctx, client, ref); err != nil {
 		return Record{}, err
 	}
+	if err := r.applyPolicies(ctx); err != nil {
+		return Record{}, err
+	}
 	conn, err := r.cfg.admin(temp).Connect(ctx)
 	if err != nil {
 		return Record{}, exitcode.Wrap(ExitDatabase, err)

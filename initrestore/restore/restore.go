@@ -153,6 +153,10 @@ type run struct {
 	// restorerPassword: the restorer's (restorer.go), from createRestorer to
 	// dropRestorer.
 	restorerPassword string
+	// policies and policyOwner: the archive's policies, read by toc, created by
+	// applyPolicies.
+	policies    []Policy
+	policyOwner string
 }
 
 // State is what the server says about the target database.

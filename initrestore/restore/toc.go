@@ -71,6 +71,11 @@ func (r *run) toc(ctx context.Context, client pg.Client, in archiveInput) (text,
 		}
 		defs = ParseDefinitions(string(sql))
 	}
+	if plan.Policies != "" {
+		if err := r.readPolicies(ctx, client, in, plan); err != nil {
+			return "", "", err
+		}
+	}
 	created, err := r.createExtensions(ctx, defs.ExtensionSchemas)
 	if err != nil {
 		return "", "", err
@@ -87,6 +92,21 @@ func (r *run) toc(ctx context.Context, client pg.Client, in archiveInput) (text,
 	}
 	path, err = r.writeList(list)
 	return list, path, err
+}
+
+// readPolicies reads the SQL of the plan's policies, for applyPolicies.
+func (r *run) readPolicies(ctx context.Context, client pg.Client, in archiveInput, plan TOCPlan) error {
+	list, err := r.writeList(plan.Policies)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(list)
+	sql, err := r.readArchive(ctx, client, in, "reading the archive's policies", "--file=-", "--no-owner", "--no-acl", "--use-list="+list)
+	if err != nil {
+		return err
+	}
+	r.policies, r.policyOwner = ParsePolicies(string(sql)), plan.PolicyOwner
+	return nil
 }
 
 // writeList writes a pg_restore --use-list file.
@@ -145,6 +165,10 @@ type TOCPlan struct {
 	Definitions string
 	// Skipped names the entries left out of List, with why.
 	Skipped []string
+	// Policies lists the row-level security policies and their comments, created
+	// after the load with this server's roles (applyPolicies); PolicyOwner is the
+	// owner the archive names for them, production's application role.
+	Policies, PolicyOwner string
 }
 
 // tocEntry is the description part of a --list line ("EXTENSION - pg_trgm ",
@@ -170,9 +194,11 @@ func tocEntry(line string) string {
 //     bootstrap superuser does on PostgreSQL 12, the database owner, still the
 //     administrator, on 15): the administrator applies it;
 //   - event triggers, publications and subscriptions, with their comments and security
-//     labels: not restored (pg.LeftOutOfCopies).
+//     labels: not restored (pg.LeftOutOfCopies);
+//   - row-level security policies and their comments: created after the load, with
+//     this server's roles (Policies).
 func PlanTOC(list string) TOCPlan {
-	var keep, defs strings.Builder
+	var keep, defs, policies strings.Builder
 	var p TOCPlan
 	// Not a bufio.Scanner: a line longer than its buffer would end the list there, and
 	// every entry after it would silently not be restored.
@@ -192,6 +218,11 @@ func PlanTOC(list string) TOCPlan {
 		case strings.HasPrefix(e, "COMMENT - SCHEMA public "):
 			defs.WriteString(line + "\n")
 			p.Skipped = append(p.Skipped, "COMMENT SCHEMA public (applied by the administrator)")
+		case isPolicy(e):
+			policies.WriteString(line + "\n")
+			if f := strings.Fields(e); f[0] == "POLICY" {
+				p.PolicyOwner = f[len(f)-1]
+			}
 		default:
 			if why, left := pg.LeftOutOfCopies(e); left {
 				p.Skipped = append(p.Skipped, strings.TrimSpace(e)+" ("+why+")")
@@ -200,8 +231,16 @@ func PlanTOC(list string) TOCPlan {
 			keep.WriteString(line + "\n")
 		}
 	}
-	p.List, p.Definitions = keep.String(), defs.String()
+	p.List, p.Definitions, p.Policies = keep.String(), defs.String(), policies.String()
 	return p
+}
+
+// isPolicy tells whether the --list description e is a policy's ("POLICY public
+// pessoas leitura owner") or a comment on one ("COMMENT public POLICY leitura ON
+// pessoas owner").
+func isPolicy(e string) bool {
+	f := strings.Fields(e)
+	return len(f) > 1 && f[0] == "POLICY" || len(f) > 2 && f[0] == "COMMENT" && f[2] == "POLICY"
 }
 
 // WithoutSchemas drops the SCHEMA entries of the schemas created beforehand.
