@@ -96,5 +96,5 @@ func (c *Config) validate() error {
 // admin is the admin's connection to db on the verification server.
 func (c Config) admin(db string) pg.Conn {
 	return pg.Conn{Host: c.VerifyEndpoint, Port: c.VerifyPort, User: c.AdminUser, Password: c.AdminPassword, Database: db,
-		AppName: "smartbackup-verify", SSLMode: c.SSLMode, SSLRootCert: c.SSLRootCert}
+		AppName: "smartbackup-verify", SSLMode: c.SSLMode, SSLRootCert: c.SSLRootCert, Params: pg.Guarded}
 }

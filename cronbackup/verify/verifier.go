@@ -88,13 +88,15 @@ func (r *run) grantSchemas(ctx context.Context, scratch string, schemas []string
 // verifierConn is how the verifier connects to the scratch database.
 func (r *run) verifierConn(scratch string) pg.Conn {
 	c := r.cfg.admin(scratch)
-	c.User, c.Password = verifierName(scratch), r.verifierPassword
+	c.User, c.Password, c.Params = verifierName(scratch), r.verifierPassword, nil
 	return c
 }
 
-// asVerifier is a connection to the scratch database as the verifier.
-func (r *run) asVerifier(ctx context.Context, scratch string) (*pgx.Conn, error) {
-	conn, err := r.verifierConn(scratch).Connect(ctx)
+// asVerifier is a connection to the scratch database as the verifier, with params.
+func (r *run) asVerifier(ctx context.Context, scratch string, params map[string]string) (*pgx.Conn, error) {
+	c := r.verifierConn(scratch)
+	c.Params = params
+	conn, err := c.Connect(ctx)
 	if err != nil {
 		return nil, exitcode.Wrap(ExitDatabase, err)
 	}

@@ -380,7 +380,7 @@ func errOr(err, fallback error) error {
 // database to the search path its sessions start with (pg.PinSearchPaths). The
 // scratch database is dropped after the count, pins and all.
 func (r *run) pinSearchPaths(ctx context.Context, scratch string) error {
-	conn, err := r.asVerifier(ctx, scratch)
+	conn, err := r.asVerifier(ctx, scratch, nil)
 	if err != nil {
 		return err
 	}
@@ -433,7 +433,9 @@ AND n.nspname NOT LIKE 'pg\_temp\_%' AND NOT EXISTS (SELECT 1 FROM pg_depend d W
 // the verifier (their owner: row security does not apply once no table forces it on
 // its owner), and returns what differs from the manifest.
 func (r *run) compare(ctx context.Context, scratch string, m *layout.Manifest, inArchive map[string]int64, fig *Figures) ([]string, error) {
-	conn, err := r.asVerifier(ctx, scratch)
+	// In pg_catalog only: production's functions in public must not answer for the
+	// built-ins the count calls.
+	conn, err := r.asVerifier(ctx, scratch, map[string]string{"search_path": "pg_catalog"})
 	if err != nil {
 		return nil, err
 	}

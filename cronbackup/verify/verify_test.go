@@ -515,3 +515,27 @@ func TestVerifyExtensionInItsOwnSchema(t *testing.T) {
 	t.Cleanup(func() { src.PG.Exec(t, src.Database, "DROP TABLE emails", "DROP SCHEMA extensoes CASCADE") })
 	backupVerifies(t, src)
 }
+
+// TestVerifyLeavesPoliciesOut: a policy naming a role the verification server lacks
+// (production's reporting role) does not fail the verification: policies are not
+// restored there (they change no count; initrestore maps their roles).
+func TestVerifyLeavesPoliciesOut(t *testing.T) {
+	src := fixture.NewSource(t, 15, "verify_policies", fixture.Tiny)
+	reports := testenv.RandomName("relatorios_")
+	src.PG.Exec(t, "postgres", "CREATE ROLE "+reports+" NOLOGIN")
+	src.PG.Exec(t, src.Database, "SET ROLE "+src.User, `ALTER TABLE produtos ENABLE ROW LEVEL SECURITY`,
+		`CREATE POLICY relatorios ON produtos FOR SELECT TO `+reports+` USING (true)`)
+	t.Cleanup(func() {
+		src.PG.Exec(t, src.Database, "DROP POLICY IF EXISTS relatorios ON produtos", "ALTER TABLE produtos DISABLE ROW LEVEL SECURITY")
+		src.PG.Exec(t, "postgres", "DROP ROLE IF EXISTS "+reports)
+	})
+	setEnv(t, src, "file://"+t.TempDir())
+	backupOf(t)
+	// The role is production's only.
+	src.PG.Exec(t, src.Database, "DROP POLICY relatorios ON produtos")
+	src.PG.Exec(t, "postgres", "DROP ROLE "+reports)
+	res, err := runVerify(t, t.Context())
+	if err != nil || res.Verdict != verify.VerdictPassed {
+		t.Fatalf("verdict %q, failures %q: %v", res.Verdict, res.Failures, err)
+	}
+}

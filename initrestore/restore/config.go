@@ -165,7 +165,7 @@ func (c *Config) validate() error {
 
 func (c Config) admin(db string) pg.Conn {
 	return pg.Conn{Host: c.Endpoint, Port: c.Port, User: c.AdminUser, Password: c.AdminPassword, Database: db, AppName: "smartbackup-initrestore",
-		SSLMode: c.SSLMode, SSLRootCert: c.SSLRootCert}
+		SSLMode: c.SSLMode, SSLRootCert: c.SSLRootCert, Params: pg.Guarded}
 }
 
 // Size is a byte count read from a Kubernetes-style quantity: 1048576, 512Mi, 20Gi, 1T.

@@ -5,4 +5,5 @@ var (
 	LockKey           = lockKey
 	MissingExtensions = missingExtensions
 	AfterLoad         = &afterLoad
+	RestorerName      = restorerName
 )

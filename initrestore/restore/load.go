@@ -53,6 +53,11 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 			}
 		}
 	}()
+	// The restorer only for a restore: an empty database (createEmpty) runs no
+	// production code.
+	if err := r.createRestorer(ctx, temp); err != nil {
+		return Record{}, exitcode.Wrap(ExitRestore, err)
+	}
 
 	if err := r.load(ctx, client, ref); err != nil {
 		return Record{}, err
@@ -85,6 +90,9 @@ func (r *run) restore(ctx context.Context, st State, act Action, ref backupRef) 
 		if err := r.checkStatistics(ctx); err != nil {
 			return Record{}, err
 		}
+	}
+	if err := r.forceRowSecurityAgain(ctx); err != nil {
+		return Record{}, err
 	}
 	if err := r.unpinSearchPaths(ctx); err != nil {
 		return Record{}, err

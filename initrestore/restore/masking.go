@@ -295,9 +295,10 @@ func (r *run) mask(ctx context.Context, conn *pgx.Conn) error {
 	}
 	defer restorer.Close(context.WithoutCancel(ctx))
 	// Every row, whatever production's row security: a table that forces it on its
-	// owner is unforced for the masking (and forced again after), and row_security=off
-	// makes a statement that a policy would still narrow fail instead.
-	forced, err := pg.UnforceRowSecurity(ctx, restorer)
+	// owner is unforced for the masking (and forced again just before the swap, once
+	// the statistics are checked: forceRowSecurityAgain), and row_security=off makes a
+	// statement that a policy would still narrow fail instead.
+	r.forced, err = pg.UnforceRowSecurity(ctx, restorer)
 	if err != nil {
 		return exitcode.Wrap(ExitRestore, err)
 	}
@@ -306,12 +307,6 @@ func (r *run) mask(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if _, err := restorer.Exec(ctx, sql); err != nil {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("running the masking SQL %q: %w", r.cfg.MaskingSQL, pg.RedactServerError(err)))
-	}
-	if _, err := restorer.Exec(ctx, "RESET row_security; SET ROLE "+pg.Quote(r.cfg.User)); err != nil {
-		return exitcode.Wrap(ExitRestore, fmt.Errorf("after the masking: %w", pg.RedactServerError(err)))
-	}
-	if err := pg.ForceRowSecurity(ctx, restorer, forced); err != nil {
-		return exitcode.Wrap(ExitRestore, err)
 	}
 	r.log.Info("masking done", "file", r.cfg.MaskingSQL, "duration", time.Since(start).Round(time.Millisecond).String())
 	return r.checkLargeObjects(ctx, conn, sql)

@@ -2,9 +2,6 @@ package restore
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/smartbackup/smartbackup/internal/exitcode"
 	"github.com/smartbackup/smartbackup/internal/pg"
@@ -15,7 +12,7 @@ import (
 // empty search path would otherwise fail an index, a generated column or a constraint
 // whose function names an object without its schema (pg.EarlyDefinitions says why).
 func (r *run) pinSearchPaths(ctx context.Context) error {
-	conn, err := r.asApplication(ctx)
+	conn, err := r.asRestorer(ctx)
 	if err != nil {
 		return err
 	}
@@ -34,7 +31,7 @@ func (r *run) unpinSearchPaths(ctx context.Context) error {
 	if len(r.pinned.OIDs) == 0 {
 		return nil
 	}
-	conn, err := r.asApplication(ctx)
+	conn, err := r.asRestorer(ctx)
 	if err != nil {
 		return err
 	}
@@ -47,17 +44,21 @@ func (r *run) unpinSearchPaths(ctx context.Context) error {
 	return nil
 }
 
-// asApplication is the administrator's connection to the temporary database, acting
-// as the application role (which owns what pg_restore created), as pg_restore's
-// --role does.
-func (r *run) asApplication(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := r.cfg.admin(r.cfg.Database + tempSuffix).Connect(ctx)
+// forceRowSecurityAgain forces row security again on the tables the masking unforced
+// it on (pg.UnforceRowSecurity), as the application role.
+func (r *run) forceRowSecurityAgain(ctx context.Context) error {
+	if len(r.forced) == 0 {
+		return nil
+	}
+	conn, err := r.asRestorer(ctx)
 	if err != nil {
-		return nil, exitcode.Wrap(ExitDatabase, err)
+		return err
 	}
-	if _, err := conn.Exec(ctx, "SET ROLE "+pg.Quote(r.cfg.User)); err != nil {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		return nil, exitcode.Wrap(ExitRestore, fmt.Errorf("acting as the application role: %w", pg.RedactServerError(err)))
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := pg.ForceRowSecurity(ctx, conn, r.forced); err != nil {
+		return exitcode.Wrap(ExitRestore, err)
 	}
-	return conn, nil
+	r.log.Info("row security forced again", "tables", len(r.forced))
+	r.forced = nil
+	return nil
 }

@@ -47,9 +47,6 @@ func (r *run) prepare(ctx context.Context, st State) error {
 	if err := r.createTemp(ctx, temp); err != nil {
 		return exitcode.Wrap(ExitRestore, err)
 	}
-	if err := r.createRestorer(ctx, temp); err != nil {
-		return exitcode.Wrap(ExitRestore, err)
-	}
 	r.log.Info("temporary database created", "temporary", temp, "encoding", r.cfg.Codepage, "locale", r.cfg.Locale,
 		"owner", r.cfg.AdminUser, "until", "the swap")
 	return nil

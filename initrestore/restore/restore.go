@@ -157,6 +157,9 @@ type run struct {
 	// applyPolicies.
 	policies    []Policy
 	policyOwner string
+	// forced: the tables the masking unforced row security on, until
+	// forceRowSecurityAgain.
+	forced []uint32
 }
 
 // State is what the server says about the target database.

@@ -650,6 +650,12 @@ func TestMissingBackup(t *testing.T) {
 		if !rec.Empty {
 			t.Errorf("record %+v", rec)
 		}
+		// No restorer: it would keep CONNECT on the database, as a member of the
+		// application role (it did, and the next forced restore could not drop it).
+		var restorers int
+		if err := p.Connect(t, "postgres").QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", restore.RestorerName(tg.db)).Scan(&restorers); err != nil || restorers != 0 {
+			t.Errorf("%d restorer roles left (%v), want none", restorers, err)
+		}
 	})
 	t.Run("fail", func(t *testing.T) {
 		tg := newTarget(t, p, url, "novo-cliente-prod", "novo-cliente-prod")

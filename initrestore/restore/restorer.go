@@ -36,7 +36,7 @@ func (r *run) dropRestorer(ctx context.Context) error {
 	name := restorerName(r.cfg.Database)
 	dropped, err := pg.DropRunRole(ctx, r.admin, name, r.cfg.Database+tempSuffix)
 	if err != nil {
-		return fmt.Errorf("%w (did the masking SQL create objects after RESET ROLE?)", err)
+		return fmt.Errorf("%w (objects the restorer owns, made after a RESET ROLE by the masking SQL or by production's code, keep it)", err)
 	}
 	r.restorerPassword = ""
 	if dropped {
@@ -68,6 +68,6 @@ func (r *run) asRestorer(ctx context.Context) (*pgx.Conn, error) {
 // restorerConn is how the restorer connects to the temporary database.
 func (r *run) restorerConn() pg.Conn {
 	c := r.cfg.admin(r.cfg.Database + tempSuffix)
-	c.User, c.Password = restorerName(r.cfg.Database), r.restorerPassword
+	c.User, c.Password, c.Params = restorerName(r.cfg.Database), r.restorerPassword, nil
 	return c
 }

@@ -33,7 +33,17 @@ type Conn struct {
 	SSLMode string
 	// SSLRootCert is a PEM file of the CAs that sign the server's certificate.
 	SSLRootCert string
+	// Params are settings the session starts with (Connect only, not the clients'
+	// environment).
+	Params map[string]string
 }
+
+// Guarded are the Params of an administrator's session in a database that holds
+// production's objects: functions resolve in pg_catalog only (production's functions
+// in public, of a closer argument type, would otherwise replace the built-ins the
+// administrator's queries call, with its rights), and a query that row-level security
+// would narrow fails instead of running a policy's expression.
+var Guarded = map[string]string{"search_path": "pg_catalog", "row_security": "off"}
 
 // String is safe to log: it has no password.
 func (c Conn) String() string {
@@ -59,6 +69,9 @@ func (c Conn) Config() (*pgx.ConnConfig, error) {
 		cfg.Fallbacks = append(cfg.Fallbacks, &pgconn.FallbackConfig{Host: c.Host, Port: uint16(c.Port), TLSConfig: t})
 	}
 	cfg.RuntimeParams = map[string]string{"application_name": c.AppName}
+	for k, v := range c.Params {
+		cfg.RuntimeParams[k] = v
+	}
 	return cfg, nil
 }
 

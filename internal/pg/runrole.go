@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -41,8 +43,10 @@ func CreateRunRole(ctx context.Context, conn *pgx.Conn, name, db, memberOf strin
 	if err != nil {
 		return "", err
 	}
-	create := "CREATE ROLE %I LOGIN NOINHERIT PASSWORD %L"
-	args := []string{name, verifier}
+	// VALID UNTIL: a killed run's role, whose password nobody knows, expires anyway
+	// (a run logs in again at each pg_restore it starts: a week is room enough).
+	create := "CREATE ROLE %I LOGIN NOINHERIT PASSWORD %L VALID UNTIL %L"
+	args := []string{name, verifier, time.Now().Add(7 * 24 * time.Hour).UTC().Format(time.RFC3339)}
 	if memberOf != "" {
 		create += " IN ROLE %I"
 		args = append(args, memberOf)
@@ -71,9 +75,19 @@ func DropRunRole(ctx context.Context, conn *pgx.Conn, name, db string) (bool, er
 	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name); err != nil {
 		return false, fmt.Errorf("ending the sessions of role %q: %w", name, RedactServerError(err))
 	}
-	if dbExists {
-		if err := Utility(ctx, conn, "REVOKE ALL ON DATABASE %I FROM %I", db, name); err != nil {
-			return false, fmt.Errorf("closing %q to role %q: %w", db, name, err)
+	// Its grants on databases: db's, and any other's (a database renamed since).
+	rows, _ := conn.Query(ctx, `SELECT d.datname FROM pg_catalog.pg_database d CROSS JOIN pg_catalog.aclexplode(d.datacl) a
+WHERE a.grantee OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1)`, name)
+	granted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return false, fmt.Errorf("listing the databases role %q may use: %w", name, RedactServerError(err))
+	}
+	if dbExists && !slices.Contains(granted, db) {
+		granted = append(granted, db)
+	}
+	for _, d := range granted {
+		if err := Utility(ctx, conn, "REVOKE ALL ON DATABASE %I FROM %I", d, name); err != nil {
+			return false, fmt.Errorf("closing %q to role %q: %w", d, name, err)
 		}
 	}
 	if err := Utility(ctx, conn, "DROP ROLE %I", name); err != nil {
@@ -85,12 +99,11 @@ func DropRunRole(ctx context.Context, conn *pgx.Conn, name, db string) (bool, er
 // UnforceRowSecurity turns FORCE ROW LEVEL SECURITY off on the current user's tables
 // that have it, so that the owner's statements see and change every row and run no
 // policy (a masking that updated only the rows a policy shows would leave the others
-// unmasked), and returns those tables, as quoted names, for ForceRowSecurity.
-func UnforceRowSecurity(ctx context.Context, conn *pgx.Conn) ([]string, error) {
-	rows, _ := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relforcerowsecurity AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) ORDER BY 1`)
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+// unmasked), and returns those tables for ForceRowSecurity.
+func UnforceRowSecurity(ctx context.Context, conn *pgx.Conn) ([]uint32, error) {
+	rows, _ := conn.Query(ctx, `SELECT c.oid FROM pg_catalog.pg_class c
+WHERE c.relforcerowsecurity AND c.relowner OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user)`)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
 	if err == nil {
 		err = alterRowSecurity(ctx, conn, tables, "NO FORCE")
 	}
@@ -100,22 +113,33 @@ WHERE c.relforcerowsecurity AND c.relowner = (SELECT oid FROM pg_catalog.pg_role
 	return tables, nil
 }
 
-// ForceRowSecurity turns FORCE ROW LEVEL SECURITY back on for tables.
-func ForceRowSecurity(ctx context.Context, conn *pgx.Conn, tables []string) error {
+// ForceRowSecurity turns FORCE ROW LEVEL SECURITY back on for tables (those dropped
+// since are skipped).
+func ForceRowSecurity(ctx context.Context, conn *pgx.Conn, tables []uint32) error {
 	if err := alterRowSecurity(ctx, conn, tables, "FORCE"); err != nil {
 		return fmt.Errorf("forcing row security again: %w", RedactServerError(err))
 	}
 	return nil
 }
 
-func alterRowSecurity(ctx context.Context, conn *pgx.Conn, tables []string, how string) error {
+// alterRowSecurity runs ALTER TABLE … how ROW LEVEL SECURITY on the tables that still
+// exist, in one transaction; the names come out schema-qualified (the session's
+// search path is emptied first).
+func alterRowSecurity(ctx context.Context, conn *pgx.Conn, tables []uint32, how string) error {
 	if len(tables) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	for _, t := range tables {
-		fmt.Fprintf(&b, "ALTER TABLE %s %s ROW LEVEL SECURITY;\n", t, how)
+	if _, err := conn.Exec(ctx, "SET search_path = ''"); err != nil {
+		return err
 	}
-	_, err := conn.Exec(ctx, b.String())
+	rows, _ := conn.Query(ctx, `SELECT pg_catalog.format('ALTER TABLE %s `+how+` ROW LEVEL SECURITY;', oid::pg_catalog.regclass)
+FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])`, tables)
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err == nil && len(stmts) > 0 {
+		_, err = conn.Exec(ctx, strings.Join(stmts, "\n"))
+	}
+	if _, rerr := conn.Exec(ctx, "RESET search_path"); err == nil {
+		err = rerr
+	}
 	return err
 }

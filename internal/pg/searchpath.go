@@ -93,12 +93,14 @@ AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass 
 ORDER BY p.oid`
 
 // sessionSearchPath is the search path role's own sessions start with: its ALTER ROLE
-// setting, or else the server's (as conn's session has it). A setting for one
+// setting, or else the server's (as conn's session has it: a session of a role with no
+// setting of its own, that has not changed it). A setting for one
 // database is not looked at: the restored database is a new one.
 func sessionSearchPath(ctx context.Context, conn *pgx.Conn, role string) (string, error) {
 	var path string
-	err := conn.QueryRow(ctx, `SELECT coalesce((SELECT substr(s, length('search_path=') + 1) FROM pg_roles r CROSS JOIN unnest(r.rolconfig) s
-WHERE r.rolname = $1 AND s LIKE 'search\_path=%' LIMIT 1), current_setting('search_path'))`, role).Scan(&path)
+	// Every name qualified: the session's search path is the one asked about.
+	err := conn.QueryRow(ctx, `SELECT coalesce((SELECT pg_catalog.substr(s, 13) FROM pg_catalog.pg_roles r CROSS JOIN pg_catalog.unnest(r.rolconfig) s
+WHERE r.rolname OPERATOR(pg_catalog.=) $1 AND s OPERATOR(pg_catalog.~~) 'search\_path=%' LIMIT 1), pg_catalog.current_setting('search_path'))`, role).Scan(&path)
 	if err != nil {
 		return "", fmt.Errorf("reading the search path of role %q: %w", role, RedactServerError(err))
 	}
