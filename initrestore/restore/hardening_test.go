@@ -757,3 +757,21 @@ func maskedRestore(t *testing.T, src *fixture.Source) *target {
 	}
 	return tg
 }
+
+// TestMaskingWritesAccentsAsWritten: the masking file is UTF-8; its 'São Paulo' is
+// stored as the WIN1252 database's 'São Paulo' (chr(227) is its ã), not as 'SÃ£o Paulo'
+// (the session spoke the database's encoding).
+func TestMaskingWritesAccentsAsWritten(t *testing.T) {
+	src := customSource(t, 15, nil, people)
+	url := "file://" + t.TempDir()
+	writeCronbackup(t, src, url, prodNS)
+	tg := newTarget(t, src.PG, url, "cliente-dev", prodNS)
+	tg.env["ENVIRONMENT"] = "internal-dev"
+	if _, _, err := tg.run(t, map[string]string{"RESTORE_MASKING_SQL": writeFile(t, "UPDATE pessoas SET nome = 'São Paulo', cpf = '000';")}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT count(*) FROM pessoas WHERE nome = 'S' || chr(227) || 'o Paulo'`).Scan(&n); err != nil || n != 3000 {
+		t.Errorf("%d rows say São Paulo (%v), want 3000", n, err)
+	}
+}

@@ -302,7 +302,9 @@ func (r *run) mask(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		return exitcode.Wrap(ExitRestore, err)
 	}
-	if _, err := restorer.Exec(ctx, "SET row_security = off"); err != nil {
+	// The file is UTF-8 (a ConfigMap's text): a session in the database's encoding
+	// (WIN1252) stored its 'São Paulo' as 'SÃ£o Paulo'.
+	if _, err := restorer.Exec(ctx, "SET row_security = off; SET client_encoding = 'UTF8'"); err != nil {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("turning row security off for the masking: %w", pg.RedactServerError(err)))
 	}
 	if _, err := restorer.Exec(ctx, sql); err != nil {

@@ -38,16 +38,21 @@ type Policy struct {
 }
 
 // ParsePolicies reads the SQL pg_restore --file=- prints for the archive's POLICY
-// and COMMENT - POLICY entries: statements of the shapes pg_dump writes (any other
-// statement, the session settings at the top, is skipped).
-func ParsePolicies(sql string) []Policy {
+// and COMMENT - POLICY entries: statements of the shapes pg_dump writes (other
+// statements, the session settings at the top, are skipped). A policy statement of
+// another shape is an error: a policy lost would widen or narrow access unseen.
+func ParsePolicies(sql string) ([]Policy, error) {
 	var out []Policy
-	for _, st := range rawStatements(sql) {
-		if p, ok := parsePolicy(st); ok {
+	for i, st := range rawStatements(sql) {
+		p, ok := parsePolicy(st)
+		switch {
+		case ok:
 			out = append(out, p)
+		case strings.HasPrefix(st, "CREATE POLICY ") || strings.HasPrefix(st, "COMMENT ON POLICY "):
+			return nil, fmt.Errorf("statement %d of the archive's policies is not of the shape pg_dump writes", i+1)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // parsePolicy parses `CREATE POLICY name ON schema.table[ AS RESTRICTIVE][ FOR cmd][
@@ -249,7 +254,11 @@ func (r *run) applyPolicies(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "SET search_path = ''; "+strings.Join(stmts, ";\n")); err != nil {
+	// Read as pg_dump wrote them: in the dump's encoding, with standard-conforming
+	// literals (a session where backslashes escape would change '\d' in an
+	// expression), names qualified.
+	set := "SET client_encoding = '" + r.policyEncoding + "'; SET standard_conforming_strings = on; SET search_path = ''; "
+	if _, err := conn.Exec(ctx, set+strings.Join(stmts, ";\n")); err != nil {
 		return exitcode.Wrap(ExitRestore, fmt.Errorf("creating the archive's policies: %w", pg.RedactServerError(err)))
 	}
 	r.log.Info("policies created with this server's roles", "statements", len(stmts), "applicationRole", r.cfg.User, "productionRole", r.policyOwner)

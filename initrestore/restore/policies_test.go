@@ -46,7 +46,10 @@ CREATE POLICY "Todos" ON "Fiscal"."Itens da Nota" FOR ALL USING (true);
 `
 
 func TestParsePolicies(t *testing.T) {
-	got := restore.ParsePolicies(pgDumpPolicies)
+	got, err := restore.ParsePolicies(pgDumpPolicies)
+	if err != nil {
+		t.Fatal(err)
+	}
 	type row struct {
 		Key    string
 		Create bool
@@ -65,6 +68,12 @@ func TestParsePolicies(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, rows); diff != "" {
 		t.Fatalf("ParsePolicies (-want +got):\n%s", diff)
+	}
+	// A policy statement of another shape is an error, not a policy lost.
+	for _, bad := range []string{`CREATE POLICY p ON t TO r USING (true);`, `COMMENT ON POLICY p IS 'x';`, `CREATE POLICY p ON s.t TO r"x" USING (true);`} {
+		if _, err := restore.ParsePolicies(bad); err == nil {
+			t.Errorf("ParsePolicies(%q): no error", bad)
+		}
 	}
 	for name, c := range map[string]struct {
 		exists  map[string]bool
@@ -105,12 +114,13 @@ func FuzzParsePolicies(f *testing.F) {
 	f.Add(`CREATE POLICY "x ON y" ON "a"."b" AS PERMISSIVE FOR UPDATE TO "TO", r;`)
 	f.Add(`COMMENT ON POLICY p ON s.t IS $$a;b$$; CREATE POLICY`)
 	f.Fuzz(func(t *testing.T, sql string) {
-		for _, p := range restore.ParsePolicies(sql) {
+		policies, _ := restore.ParsePolicies(sql)
+		for _, p := range policies {
 			if !p.Create || len(p.Roles) == 0 {
 				continue
 			}
-			again := restore.ParsePolicies(p.WithRoles(p.Roles))
-			if len(again) != 1 || !slices.Equal(again[0].Roles, p.Roles) || again[0].Key != p.Key {
+			again, err := restore.ParsePolicies(p.WithRoles(p.Roles))
+			if err != nil || len(again) != 1 || !slices.Equal(again[0].Roles, p.Roles) || again[0].Key != p.Key {
 				t.Fatalf("%q rewritten as %q parses as %+v", p.SQL, p.WithRoles(p.Roles), again)
 			}
 		}
@@ -129,28 +139,44 @@ func TestRestorePoliciesWithThisServersRoles(t *testing.T) {
 			src := customSource(t, major, []string{"CREATE ROLE " + reports + " NOLOGIN"}, append(slices.Clone(people),
 				`ALTER TABLE pessoas ENABLE ROW LEVEL SECURITY`,
 				`CREATE POLICY leitura ON pessoas AS RESTRICTIVE FOR SELECT TO `+reports+`, CURRENT_USER USING (id > 0)`,
-				`COMMENT ON POLICY leitura ON pessoas IS 'só leitura'`,
-				`CREATE POLICY "só relatórios" ON pessoas TO `+reports+` USING (true)`,
-				`COMMENT ON POLICY "só relatórios" ON pessoas IS 'relatórios'`,
-				`CREATE POLICY "Todos" ON pessoas USING (true)`))
+				`COMMENT ON POLICY leitura ON pessoas IS 'so leitura'`,
+				`CREATE POLICY "So Relatorios" ON pessoas TO `+reports+` USING (true)`,
+				`COMMENT ON POLICY "So Relatorios" ON pessoas IS 'relatorios'`,
+				`CREATE POLICY "Todos" ON pessoas USING (true)`,
+				// Accents as the database's WIN1252 holds them, in a name, a literal and a
+				// comment: pg_restore prints them in WIN1252.
+				`DO $$ BEGIN
+					EXECUTE format('CREATE POLICY %I ON pessoas USING (nome <> %L)', 'pol' || chr(237) || 'tica', 'S' || chr(195) || 'O PAULO');
+					EXECUTE format('COMMENT ON POLICY %I ON pessoas IS %L', 'pol' || chr(237) || 'tica', 'Pol' || chr(237) || 'tica de leitura');
+				END $$`))
 			url := "file://" + t.TempDir()
 			writeCronbackup(t, src, url, prodNS)
 			// The reporting role is production's only.
-			src.PG.Exec(t, src.Database, `DROP POLICY leitura ON pessoas`, `DROP POLICY "só relatórios" ON pessoas`)
+			src.PG.Exec(t, src.Database, `DROP POLICY leitura ON pessoas`, `DROP POLICY "So Relatorios" ON pessoas`)
 			src.PG.Exec(t, "postgres", "DROP ROLE "+reports)
 			restoreBothWays(t, src, url, func(t *testing.T, tg *target, logs string) {
-				if !strings.Contains(logs, `"msg":"policies left out: none of their roles is on this server","database":"`+tg.db+`","policies":["\"só relatórios\" ON public.pessoas"]`) {
+				if !strings.Contains(logs, `"msg":"policies left out: none of their roles is on this server","database":"`+tg.db+`","policies":["\"So Relatorios\" ON public.pessoas"]`) {
 					t.Errorf("the log does not name the policy left out:\n%s", logs)
 				}
 				var policies string
 				if err := tg.pg.Connect(t, tg.db).QueryRow(t.Context(), `SELECT string_agg(format('%s %s %s %s %s', policyname, permissive, cmd, roles::text,
 					coalesce(obj_description(p.oid, 'pg_policy'), '-')), ' | ' ORDER BY policyname)
-					FROM pg_policies s JOIN pg_policy p ON p.polname = s.policyname WHERE tablename = 'pessoas'`).Scan(&policies); err != nil {
+					FROM pg_policies s JOIN pg_policy p ON p.polname = s.policyname WHERE tablename = 'pessoas' AND policyname IN ('Todos', 'leitura')`).Scan(&policies); err != nil {
 					t.Fatal(err)
 				}
-				want := fmt.Sprintf("Todos PERMISSIVE ALL {public} - | leitura RESTRICTIVE SELECT {%s} só leitura", tg.user)
+				want := fmt.Sprintf("Todos PERMISSIVE ALL {public} - | leitura RESTRICTIVE SELECT {%s} so leitura", tg.user)
 				if policies != want {
 					t.Errorf("policies %q, want %q", policies, want)
+				}
+				accented := func(db string) (s string) {
+					if err := tg.pg.Connect(t, db).QueryRow(t.Context(), `SELECT format('%s %s %s', polname, pg_get_expr(polqual, polrelid), obj_description(oid, 'pg_policy'))
+						FROM pg_policy WHERE polname LIKE 'pol_tica'`).Scan(&s); err != nil {
+						t.Fatalf("the accented policy in %s: %v", db, err)
+					}
+					return s
+				}
+				if got, want := accented(tg.db), accented(src.Database); got != want {
+					t.Errorf("accented policy %q, production's %q", got, want)
 				}
 			})
 		})

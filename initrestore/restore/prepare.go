@@ -98,6 +98,12 @@ func (r *run) createExtensions(ctx context.Context, schemas map[string]string) (
 		return nil, exitcode.Wrap(ExitDatabase, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// An extension the archive names no schema for goes to public, as it would in a
+	// session with the default search path: the guarded session's pg_catalog would
+	// take it otherwise. Nothing of production's is in the database yet.
+	if _, err := conn.Exec(ctx, "SET search_path = public"); err != nil {
+		return nil, exitcode.Wrap(ExitDatabase, fmt.Errorf("choosing the extensions' default schema: %w", pg.RedactServerError(err)))
+	}
 	created := map[string]bool{}
 	for _, ext := range r.cfg.Extensions {
 		schema := schemas[ext]

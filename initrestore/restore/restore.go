@@ -155,8 +155,8 @@ type run struct {
 	restorerPassword string
 	// policies and policyOwner: the archive's policies, read by toc, created by
 	// applyPolicies.
-	policies    []Policy
-	policyOwner string
+	policies                    []Policy
+	policyOwner, policyEncoding string
 	// forced: the tables the masking unforced row security on, until
 	// forceRowSecurityAgain.
 	forced []uint32

@@ -656,6 +656,13 @@ func TestMissingBackup(t *testing.T) {
 		if err := p.Connect(t, "postgres").QueryRow(t.Context(), "SELECT count(*) FROM pg_roles WHERE rolname = $1", restore.RestorerName(tg.db)).Scan(&restorers); err != nil || restorers != 0 {
 			t.Errorf("%d restorer roles left (%v), want none", restorers, err)
 		}
+		// The extensions in public, where a session with the default search path puts
+		// them (the administrator's guarded session put them in pg_catalog).
+		var exts string
+		if err := p.Connect(t, tg.db).QueryRow(t.Context(), `SELECT string_agg(extname || '=' || extnamespace::regnamespace::text, ',' ORDER BY extname)
+			FROM pg_extension WHERE extname <> 'plpgsql'`).Scan(&exts); err != nil || exts != "pg_trgm=public,unaccent=public" {
+			t.Errorf("extensions %q (%v), want pg_trgm=public,unaccent=public", exts, err)
+		}
 	})
 	t.Run("fail", func(t *testing.T) {
 		tg := newTarget(t, p, url, "novo-cliente-prod", "novo-cliente-prod")

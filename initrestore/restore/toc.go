@@ -105,9 +105,22 @@ func (r *run) readPolicies(ctx context.Context, client pg.Client, in archiveInpu
 	if err != nil {
 		return err
 	}
-	r.policies, r.policyOwner = ParsePolicies(string(sql)), plan.PolicyOwner
+	if r.policies, err = ParsePolicies(string(sql)); err != nil {
+		return exitcode.Wrap(ExitRestore, err)
+	}
+	r.policyOwner = plan.PolicyOwner
+	// The statements are in the dump's encoding, which pg_restore states; they are run
+	// in it (applyPolicies).
+	r.policyEncoding = "UTF8"
+	if m := clientEncodingRE.FindSubmatch(sql); m != nil {
+		r.policyEncoding = string(m[1])
+	}
 	return nil
 }
+
+// clientEncodingRE is the encoding pg_restore --file=- says its output is in: the
+// dump's (cronbackup dumps in DATABASE_CODEPAGE).
+var clientEncodingRE = regexp.MustCompile(`(?m)^SET client_encoding = '([A-Za-z0-9_]+)';$`)
 
 // writeList writes a pg_restore --use-list file.
 func (r *run) writeList(list string) (string, error) {
